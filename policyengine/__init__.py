@@ -1,0 +1,64 @@
+"""policyengine: retry, backoff and fallback decisions for HTTP and LLM API
+errors, as data.
+
+    >>> import policyengine as pe
+    >>> engine = pe.Engine()
+    >>> action = engine.evaluate(pe.Response(429, {"Retry-After": "2"}, b""))
+    >>> action.kind, action.delay
+    (<ActionKind.RETRY: 'retry'>, 2.0)
+"""
+
+from ._delay import parse_retry_after
+from ._engine import Engine
+from ._errors import PolicyError, Problem
+from ._loading import ENV_VAR, default_policy_path, dump_policy, load_policy
+from ._model import (
+    PLACEHOLDERS,
+    Action,
+    ActionKind,
+    Backoff,
+    Defaults,
+    HintFormat,
+    Hints,
+    HintSource,
+    Jitter,
+    LongHint,
+    Match,
+    ParsedError,
+    Policy,
+    PolicyTest,
+    Response,
+    Rule,
+)
+from ._response import redact, transport_kind
+
+__all__ = [
+    "ENV_VAR",
+    "PLACEHOLDERS",
+    "Action",
+    "ActionKind",
+    "Backoff",
+    "Defaults",
+    "Engine",
+    "HintFormat",
+    "HintSource",
+    "Hints",
+    "Jitter",
+    "LongHint",
+    "Match",
+    "ParsedError",
+    "Policy",
+    "PolicyError",
+    "PolicyTest",
+    "Problem",
+    "Response",
+    "Rule",
+    "default_policy_path",
+    "dump_policy",
+    "load_policy",
+    "parse_retry_after",
+    "redact",
+    "transport_kind",
+]
+
+__version__ = "0.1.0"

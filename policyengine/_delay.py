@@ -1,0 +1,206 @@
+"""Delays: backoff math and server wait hints. Pure functions, no I/O.
+
+Every function here returns a finite number >= 0 (or None for an unusable
+hint) for any input, including NaN, infinities, negative numbers, garbage
+text and absurd dates.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_tz
+
+from ._model import HintFormat, HintSource, Jitter
+
+__all__ = ["compute_backoff", "parse_duration", "parse_hint", "parse_retry_after", "read_hints"]
+
+#: Hints are never longer than this (a year) once parsed; beyond it a value is garbage.
+MAX_HINT_SECONDS = 365 * 24 * 3600.0
+
+
+def compute_backoff(
+    attempt: int,
+    initial: float,
+    multiplier: float,
+    max_delay: float,
+    jitter: Jitter,
+    rng: random.Random,
+) -> tuple[float, float]:
+    """The wait before retrying after attempt number ``attempt`` (1-based).
+
+    Returns ``(delay, base)``: ``base = min(max_delay, initial * multiplier**(attempt-1))``
+    computed without overflow, and ``delay``, the jittered value in ``[0, max_delay]``.
+    """
+    cap = max(0.0, max_delay) if math.isfinite(max_delay) else 0.0
+    start = max(0.0, initial) if math.isfinite(initial) else 0.0
+    growth = multiplier if math.isfinite(multiplier) and multiplier >= 1.0 else 1.0
+    n = max(0, attempt - 1)
+    if start == 0.0 or cap == 0.0:
+        base = 0.0
+    elif growth == 1.0 or n == 0:
+        base = min(cap, start)
+    elif cap <= start or n >= math.log(cap / start) / math.log(growth):
+        # The product would reach the cap anyway: stop before it can overflow.
+        base = cap
+    else:
+        base = min(cap, start * growth**n)
+    if jitter is Jitter.NONE or base == 0.0:
+        delay = base
+    elif jitter is Jitter.FULL:
+        delay = rng.uniform(0.0, base)
+    elif jitter is Jitter.EQUAL:
+        delay = base / 2.0 + rng.uniform(0.0, base / 2.0)
+    else:  # decorrelated, stateless: between initial and three times the base
+        delay = rng.uniform(min(start, cap), min(cap, base * 3.0))
+    return min(cap, max(0.0, delay)), base
+
+
+def _finite(seconds: float) -> float | None:
+    if math.isfinite(seconds) and 0.0 <= seconds <= MAX_HINT_SECONDS:
+        return seconds
+    return None
+
+
+_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
+
+
+def _number(value: str) -> float | None:
+    value = value.strip()
+    if not _NUMBER.fullmatch(value):
+        return None
+    return float(value)
+
+
+def parse_retry_after(value: str | bytes | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, or None when unusable.
+
+    Accepts delta-seconds (``"120"``; a decimal such as ``"1.5"`` too) and the
+    three HTTP-date forms of RFC 9110: IMF-fixdate
+    (``Sun, 06 Nov 1994 08:49:37 GMT``), RFC 850 (``Sunday, 06-Nov-94 08:49:37 GMT``)
+    and asctime (``Sun Nov  6 08:49:37 1994``). A date is measured from ``now``
+    (Unix time; default ``time.time()``). Negative, NaN, garbage and past
+    values give None, as does anything above a year. Never raises.
+
+    >>> parse_retry_after("2")
+    2.0
+    >>> parse_retry_after("soon") is None
+    True
+    """
+    try:
+        if value is None:
+            return None
+        if isinstance(value, (bytes, bytearray)):
+            value = bytes(value).decode("latin-1")
+        if not isinstance(value, str) or len(value) > 100:
+            return None
+        seconds = _number(value)
+        if seconds is not None:
+            return _finite(seconds)
+        parts = parsedate_tz(value.strip())
+        if parts is None:
+            return None
+        year = parts[0]
+        if year < 100:  # RFC 850 two-digit year (RFC 9110 §5.6.7: within 50 years)
+            year += 2000 if year < 70 else 1900
+        offset = parts[9] or 0
+        when = datetime(year, *parts[1:6], tzinfo=timezone.utc).timestamp() - offset
+        return _until(when, now)
+    except Exception:
+        return None
+
+
+def _until(when: float, now: float | None) -> float | None:
+    current = time.time() if now is None else now
+    if not math.isfinite(current):
+        return None
+    delta = when - current
+    return _finite(delta) if delta > 0 else None
+
+
+_DURATION_PART = re.compile(r"([0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(ns|us|µs|μs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+         "h": 3600.0}
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds in a Go-style duration (``6m0s``, ``1h2m3.5s``, ``250ms``, ``1.5s``),
+    or in a bare number of seconds. None when unusable."""
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None
+    seconds = _number(text)
+    if seconds is not None:
+        return _finite(seconds)
+    total, pos = 0.0, 0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(text):
+        return None
+    return _finite(total)
+
+
+def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float | None:
+    """Seconds to wait according to one header value in format ``fmt``; None when
+    unusable (garbage, negative, NaN, in the past, above a year). Never raises."""
+    try:
+        if fmt is HintFormat.RETRY_AFTER:
+            return parse_retry_after(value, now)
+        if fmt is HintFormat.DURATION:
+            return parse_duration(value)
+        if fmt is HintFormat.RFC3339:
+            text = value.strip()
+            if not 10 <= len(text) <= 40:
+                return None
+            if text[-1] in "zZ":
+                text = text[:-1] + "+00:00"
+            stamp = datetime.fromisoformat(text)
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=timezone.utc)
+            return _until(stamp.timestamp(), now)
+        number = _number(value)
+        if number is None:
+            return None
+        if fmt is HintFormat.SECONDS:
+            return _finite(number)
+        if fmt is HintFormat.MILLISECONDS:
+            return _finite(number / 1000.0)
+        if fmt is HintFormat.EPOCH_SECONDS:
+            return _until(number, now)
+        if fmt is HintFormat.EPOCH_MILLISECONDS:
+            return _until(number / 1000.0, now)
+    except Exception:
+        return None
+    return None
+
+
+def read_hints(
+    headers: Mapping[str, tuple[str, ...]],
+    sources: tuple[HintSource, ...],
+    now: float | None,
+) -> tuple[float, str, str] | None:
+    """The first usable wait hint, by the order of ``sources``:
+    ``(seconds, header name, raw value)``, or None.
+
+    A header sent more than once counts with its longest usable value, so a
+    duplicate can never shorten the wait.
+    """
+    for source in sources:
+        values = headers.get(source.header)
+        if not values:
+            continue
+        best: tuple[float, str] | None = None
+        for raw in values:
+            seconds = parse_hint(raw, source.format, now)
+            if seconds is not None and (best is None or seconds > best[0]):
+                best = (seconds, raw)
+        if best is not None:
+            return best[0], source.header, best[1]
+    return None

@@ -1,0 +1,499 @@
+"""The values: a policy and its rules, a response, a parsed error, an action.
+
+Everything here is a frozen, slotted attrs class. Validation of a policy
+*file* happens in ``_loading`` (so every problem can be reported with its key
+path); the classes here only describe shapes and defaults.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import NewType
+
+import attrs
+
+__all__ = [
+    "DEFAULT_BACKOFF_INITIAL",
+    "DEFAULT_BACKOFF_MAX_DELAY",
+    "DEFAULT_BACKOFF_MULTIPLIER",
+    "DEFAULT_HINT_MAX",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_ELAPSED",
+    "PLACEHOLDERS",
+    "Action",
+    "ActionKind",
+    "Backoff",
+    "Defaults",
+    "Expect",
+    "HintFormat",
+    "HintSource",
+    "Hints",
+    "Jitter",
+    "LongHint",
+    "Match",
+    "ParsedError",
+    "Policy",
+    "PolicyTest",
+    "Response",
+    "Rule",
+    "StatusRange",
+    "TestResponse",
+    "index_headers",
+]
+
+# Named scalar types. They are plain floats / ints / strs at run time; the
+# loader registers one structure hook per name so that a bad value is reported
+# with its key path and a message of ours ("expected a number >= 0").
+Seconds = NewType("Seconds", float)
+"""A finite number of seconds, >= 0."""
+Multiplier = NewType("Multiplier", float)
+"""A finite number >= 1."""
+Attempts = NewType("Attempts", int)
+"""A whole number >= 1."""
+Name = NewType("Name", str)
+"""A non-empty string without surrounding white space."""
+Pattern = NewType("Pattern", str)
+"""A Python regular expression, compiled (and so checked) at load."""
+Template = NewType("Template", str)
+"""Text with ``{placeholder}`` fields from ``PLACEHOLDERS``."""
+
+#: Backoff starts here: the first retry waits about this long (seconds).
+DEFAULT_BACKOFF_INITIAL = 0.5
+#: Each further retry waits this many times longer.
+DEFAULT_BACKOFF_MULTIPLIER = 2.0
+#: No computed backoff is longer than this (seconds).
+DEFAULT_BACKOFF_MAX_DELAY = 8.0
+#: Attempts in all, the first included: 3 means at most 2 retries. 1 = never retry.
+DEFAULT_MAX_ATTEMPTS = 3
+#: Give up rather than wait past this many seconds since the first attempt. 0 = no limit.
+DEFAULT_MAX_ELAPSED = 60.0
+#: A server wait hint longer than this is "long": the rule's on_long_hint decides.
+DEFAULT_HINT_MAX = 60.0
+
+#: The fields a remediation template may use. One that has no value for a
+#: given response renders as "(unknown)"; an unknown name is a load error.
+PLACEHOLDERS: frozenset[str] = frozenset(
+    {
+        "status",  # HTTP status, e.g. 429
+        "code",  # the error code from the body, e.g. rate_limit_exceeded
+        "type",  # the error type from the body, e.g. invalid_request_error
+        "message",  # the error message from the body (secrets redacted)
+        "param",  # the offending parameter, if the body names one
+        "model",  # the model: as passed to evaluate(), else taken from the message
+        "limit",  # a limit stated in the message (e.g. the context length in tokens)
+        "requested",  # an amount the message says was requested (e.g. tokens)
+        "retry_after",  # the server's wait hint in seconds
+        "delay",  # the delay this action asks for, in seconds
+        "attempt",  # attempts made so far
+        "max_attempts",  # the rule's attempt budget
+        "classification",  # the rule's classification
+        "rule_id",  # the rule's id
+        "fallback",  # the model to switch to
+        "transport",  # the kind of network failure, e.g. read_timeout
+    }
+)
+
+
+class ActionKind(str, enum.Enum):
+    """What the caller should do next."""
+
+    SUCCEED = "succeed"
+    RETRY = "retry"
+    FALLBACK = "fallback"
+    FAIL = "fail"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Jitter(str, enum.Enum):
+    """How randomness is mixed into a computed backoff ``d``.
+
+    - ``none``: exactly ``d``.
+    - ``full``: uniform in ``[0, d]``.
+    - ``equal``: uniform in ``[d/2, d]``.
+    - ``decorrelated``: uniform in ``[initial, 3*d]``, capped at ``max_delay``.
+    """
+
+    NONE = "none"
+    FULL = "full"
+    EQUAL = "equal"
+    DECORRELATED = "decorrelated"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LongHint(str, enum.Enum):
+    """What to do when a server asks to wait longer than ``hint_max``.
+
+    - ``fail``: give up, with the server's wait in ``Action.delay``.
+    - ``honour``: wait as asked (still bounded by ``max_elapsed``).
+    - ``clamp``: wait ``hint_max`` only.
+    - ``fallback``: switch to the next fallback model now; fail if there is none.
+    """
+
+    FAIL = "fail"
+    HONOUR = "honour"
+    CLAMP = "clamp"
+    FALLBACK = "fallback"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class HintFormat(str, enum.Enum):
+    """How the value of a wait-hint header is read.
+
+    - ``retry-after``: RFC 9110 ``Retry-After``: delta-seconds or an HTTP-date.
+    - ``seconds`` / ``milliseconds``: a number of seconds / milliseconds to wait.
+    - ``duration``: a Go duration such as ``6m0s``, ``1.5s``, ``250ms``.
+    - ``epoch-seconds`` / ``epoch-milliseconds``: an absolute Unix time to wait until.
+    - ``rfc3339``: an absolute timestamp such as ``2026-11-25T13:00:00Z``.
+    """
+
+    RETRY_AFTER = "retry-after"
+    SECONDS = "seconds"
+    MILLISECONDS = "milliseconds"
+    DURATION = "duration"
+    EPOCH_SECONDS = "epoch-seconds"
+    EPOCH_MILLISECONDS = "epoch-milliseconds"
+    RFC3339 = "rfc3339"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(order=True)
+class StatusRange:
+    """An inclusive range of HTTP statuses; ``StatusRange(429, 429)`` is one status."""
+
+    low: int
+    high: int
+
+    def __contains__(self, status: object) -> bool:
+        return isinstance(status, int) and self.low <= status <= self.high
+
+    @property
+    def exact(self) -> bool:
+        return self.low == self.high
+
+    def __str__(self) -> str:
+        if self.exact:
+            return str(self.low)
+        if self.low % 100 == 0 and self.high == self.low + 99:
+            return f"{self.low // 100}xx"
+        return f"{self.low}-{self.high}"
+
+
+@attrs.frozen
+class Backoff:
+    """Exponential backoff: attempt ``n`` waits ``initial * multiplier**(n-1)``,
+    capped at ``max_delay``, then jittered.
+
+    ``initial = 0`` retries at once; ``multiplier = 1`` waits the same every time.
+    """
+
+    initial: Seconds = Seconds(DEFAULT_BACKOFF_INITIAL)
+    multiplier: Multiplier = Multiplier(DEFAULT_BACKOFF_MULTIPLIER)
+    max_delay: Seconds = Seconds(DEFAULT_BACKOFF_MAX_DELAY)
+    jitter: Jitter = Jitter.EQUAL
+
+
+@attrs.frozen
+class Match:
+    """The conditions of a rule; all given ones must hold. An empty match matches
+    everything (a catch-all).
+
+    Attributes:
+        status: HTTP statuses, as exact codes and ranges (``429``, ``"5xx"``,
+            ``"500-599"``, or a list of these).
+        code: Error codes from the body (any of them).
+        type: Error types from the body (any of them).
+        message: Case-insensitive substrings of the error message (any of them).
+        message_regex: A regular expression searched in the error message.
+        headers: Header name -> ``true`` (present), ``false`` (absent) or a
+            value (equal, ignoring case and surrounding space).
+        method: Request methods (any of them), upper case.
+        transport: Network failure kinds: ``timeout`` or ``connection`` (any
+            kind of either) or a precise kind such as ``read_timeout``.
+        error: ``true``: the body carries an error object; ``false``: it does not.
+    """
+
+    status: tuple[StatusRange, ...] = ()
+    code: tuple[str, ...] = ()
+    type: tuple[str, ...] = ()
+    message: tuple[str, ...] = ()
+    message_regex: Pattern | None = None
+    headers: Mapping[str, bool | str] = attrs.field(factory=dict)
+    method: tuple[str, ...] = ()
+    transport: tuple[str, ...] = ()
+    error: bool | None = None
+
+
+@attrs.frozen
+class Defaults:
+    """The outcome a rule has for every key it does not set itself."""
+
+    classification: Name = Name("unknown")
+    retryable: bool = False
+    action: ActionKind = ActionKind.FAIL
+    backoff: Backoff = Backoff()
+    max_attempts: Attempts = Attempts(DEFAULT_MAX_ATTEMPTS)
+    max_elapsed: Seconds = Seconds(DEFAULT_MAX_ELAPSED)
+    hint_max: Seconds = Seconds(DEFAULT_HINT_MAX)
+    on_long_hint: LongHint = LongHint.FAIL
+    use_hints: bool = True
+    honour_should_retry: bool = True
+    fallback: tuple[str, ...] = ()
+    remediation: Template = Template("")
+
+
+@attrs.frozen
+class Rule:
+    """A match and the outcome it leads to. Omitted outcome keys come from
+    ``[defaults]`` when the policy loads, so a loaded rule is complete."""
+
+    id: Name
+    match: Match = Match()
+    enabled: bool = True
+    classification: Name = Name("unknown")
+    retryable: bool = False
+    action: ActionKind = ActionKind.FAIL
+    backoff: Backoff = Backoff()
+    max_attempts: Attempts = Attempts(DEFAULT_MAX_ATTEMPTS)
+    max_elapsed: Seconds = Seconds(DEFAULT_MAX_ELAPSED)
+    hint_max: Seconds = Seconds(DEFAULT_HINT_MAX)
+    on_long_hint: LongHint = LongHint.FAIL
+    use_hints: bool = True
+    honour_should_retry: bool = True
+    fallback: tuple[str, ...] = ()
+    remediation: Template = Template("")
+    description: str = ""
+
+
+@attrs.frozen
+class HintSource:
+    """A response header that tells how long to wait."""
+
+    header: Name
+    format: HintFormat = HintFormat.SECONDS
+
+
+@attrs.frozen
+class Hints:
+    """Where server wait hints come from.
+
+    Attributes:
+        sources: Headers to read, in priority order: the first one present with
+            a usable value wins.
+        should_retry_header: A header whose ``true`` / ``false`` overrides
+            whether the error is retryable (rules may opt out with
+            ``honour_should_retry = false``). Empty: ignore it.
+    """
+
+    sources: tuple[HintSource, ...] = ()
+    should_retry_header: str = "x-should-retry"
+
+
+@attrs.frozen
+class TestResponse:
+    """The response (or network failure) a policy self-test feeds the engine."""
+
+    __test__ = False  # not a pytest test class
+
+    status: int | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: str = ""
+    transport: str | None = None
+    method: str | None = None
+
+
+@attrs.frozen
+class Expect:
+    """What a policy self-test expects; omitted keys are not checked."""
+
+    classification: str | None = None
+    kind: ActionKind | None = None
+    retryable: bool | None = None
+    rule: str | None = None
+    delay: tuple[float, float] | None = None
+    fallback: str | None = None
+
+
+@attrs.frozen
+class PolicyTest:
+    """A ``[[tests]]`` entry: a response, the context, and the expected action."""
+
+    __test__ = False  # not a pytest test class
+
+    name: Name
+    response: TestResponse
+    expect: Expect
+    attempt: Attempts = Attempts(1)
+    elapsed: Seconds = Seconds(0.0)
+    model: str | None = None
+
+
+@attrs.frozen
+class Policy:
+    """A complete, validated policy: defaults, ordered rules, wait-hint sources.
+
+    Build one with ``load_policy()``. ``origins`` maps each key path of the
+    merged policy to the file that set it (not part of equality).
+    """
+
+    defaults: Defaults = Defaults()
+    rules: tuple[Rule, ...] = ()
+    hints: Hints = Hints()
+    tests: tuple[PolicyTest, ...] = ()
+    description: str = ""
+    sources: tuple[str, ...] = attrs.field(default=(), eq=False)
+    """The files this policy was merged from, in order."""
+    origins: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+    """Merged key path -> the file that set it."""
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with this id.
+
+        Raises:
+            KeyError: No rule has that id.
+        """
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+
+# --- Run time values ---------------------------------------------------------
+
+
+def _header_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        # Headers are ISO-8859-1 on the wire (RFC 9110); latin-1 never fails.
+        return bytes(value).decode("latin-1")
+    return str(value)
+
+
+def index_headers(
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+) -> dict[str, tuple[str, ...]]:
+    """Lower-cased name -> its values in order. Never raises on odd input:
+    non-text names and values are decoded or ``str()``-ed, malformed items skipped."""
+    if not headers:
+        return {}
+    items: object
+    if isinstance(headers, Mapping):
+        multi = getattr(headers, "multi_items", None)  # httpx.Headers keeps repeats there
+        items = multi() if callable(multi) else headers.items()
+    else:
+        items = headers
+    index: dict[str, tuple[str, ...]] = {}
+    try:
+        for item in items:  # type: ignore[attr-defined, unused-ignore]
+            try:
+                name, value = item
+            except (TypeError, ValueError):
+                continue
+            key = _header_text(name).strip().lower()
+            index[key] = (*index.get(key, ()), _header_text(value))
+    except Exception:  # a hostile iterable: keep what was read
+        pass
+    return index
+
+
+def _body_bytes(body: object) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+
+
+@attrs.frozen
+class Response:
+    """A response as the engine sees it: a status, headers and a body.
+
+    Args:
+        status: The HTTP status code.
+        headers: A mapping or a sequence of ``(name, value)`` pairs; names in
+            any case, repeated names allowed. Stored lower-cased, each name with
+            the tuple of its values in order.
+        body: The body as bytes or text (text is encoded as UTF-8).
+        method: The request method, if known (for ``match.method``).
+    """
+
+    status: int
+    headers: Mapping[str, tuple[str, ...]] = attrs.field(
+        factory=dict, converter=index_headers
+    )
+    body: bytes = attrs.field(default=b"", converter=_body_bytes)
+    method: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+
+@attrs.frozen
+class ParsedError:
+    """The error a response body carries, whatever shape it came in.
+
+    Secrets echoed by the server (API keys, bearer tokens) are already
+    redacted from ``message``.
+    """
+
+    message: str = ""
+    type: str | None = None
+    code: str | None = None
+    param: str | None = None
+
+
+@attrs.frozen
+class Action:
+    """What to do about one response or network failure.
+
+    Attributes:
+        kind: succeed, retry, fallback or fail.
+        classification: What kind of outcome this is (``rate_limit``, ...).
+        retryable: The error itself is transient, whatever the attempt count.
+        delay: Seconds to wait before the next attempt; finite and >= 0. On a
+            ``fail`` it is 0, or the server's wait when that was too long.
+        remediation: What to tell a person, secrets redacted.
+        rule_id: The id of the rule that decided.
+        error: The parsed error, or None (success, network failure).
+        fallback: The model to use for the next attempt, or None.
+        status: The HTTP status, or None for a network failure.
+        transport: The network failure kind (``read_timeout``...), or None.
+        reasons: The explanation, one step per item.
+    """
+
+    kind: ActionKind
+    classification: str
+    retryable: bool
+    delay: float
+    remediation: str
+    rule_id: str
+    error: ParsedError | None = None
+    fallback: str | None = None
+    status: int | None = None
+    transport: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def explanation(self) -> str:
+        """Why: which rule matched and why, where the delay came from, why it gave up."""
+        return "\n".join(self.reasons)
+
+    @property
+    def should_retry(self) -> bool:
+        """True for ``retry`` and ``fallback``: make another attempt after ``delay``."""
+        return self.kind is ActionKind.RETRY or self.kind is ActionKind.FALLBACK
