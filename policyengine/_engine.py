@@ -176,7 +176,8 @@ class Engine:
         index = Index.build(self.policy)
         object.__setattr__(self, "_index", index)
         object.__setattr__(
-            self, "_templates",
+            self,
+            "_templates",
             {c.rule.id: _compile_template(c.rule.remediation) for c in index.rules},
         )
         object.__setattr__(self, "_fast", self._plain_successes(index))
@@ -256,7 +257,11 @@ class Engine:
         )
 
     def _evaluate_response(
-        self, r: Response, attempt: int, elapsed: float, model: str | None,
+        self,
+        r: Response,
+        attempt: int,
+        elapsed: float,
+        model: str | None,
         method: str | None,
     ) -> Action:
         if type(r.status) is not int:
@@ -274,7 +279,11 @@ class Engine:
         return self._decide(compiled, r, error, None, _attempt(attempt), _elapsed(elapsed), model)
 
     def _evaluate_failure(
-        self, exc: BaseException, attempt: int, elapsed: float, model: str | None,
+        self,
+        exc: BaseException,
+        attempt: int,
+        elapsed: float,
+        model: str | None,
         method: str | None,
     ) -> Action:
         kind = transport_kind(exc)
@@ -293,8 +302,9 @@ class Engine:
         compiled = self._index.select_transport(kind, method.upper() if method else None)
         if compiled is None:
             return self._unmatched(f"a {kind} failure", None, None, transport=kind)
-        return self._decide(compiled, None, None, kind, _attempt(attempt), _elapsed(elapsed), model,
-                            exc=exc)
+        return self._decide(
+            compiled, None, None, kind, _attempt(attempt), _elapsed(elapsed), model, exc=exc
+        )
 
     # --- deciding --------------------------------------------------------------
 
@@ -322,10 +332,23 @@ class Engine:
                 retryable = verdict == "true"
                 reasons.append(f"the server's {header}: {verdict} overrides retryable")
 
-        def done(kind: ActionKind, delay: float = 0.0, fallback: str | None = None,
-                 hint: float | None = None) -> Action:
-            facts = _Facts(r.status if r is not None else None, error, model, rule, attempt,
-                           delay, hint, fallback, transport)
+        def done(
+            kind: ActionKind,
+            delay: float = 0.0,
+            fallback: str | None = None,
+            hint: float | None = None,
+        ) -> Action:
+            facts = _Facts(
+                r.status if r is not None else None,
+                error,
+                model,
+                rule,
+                attempt,
+                delay,
+                hint,
+                fallback,
+                transport,
+            )
             return Action(
                 kind=kind,
                 classification=rule.classification,
@@ -342,8 +365,11 @@ class Engine:
 
         wants_fallback = rule.action is ActionKind.FALLBACK
         if rule.action is ActionKind.FAIL or not (retryable or wants_fallback):
-            why = "the rule's action is fail" if rule.action is ActionKind.FAIL else (
-                "the error is not retryable")
+            why = (
+                "the rule's action is fail"
+                if rule.action is ActionKind.FAIL
+                else ("the error is not retryable")
+            )
             reasons.append(f"fail: {why}")
             return done(ActionKind.FAIL)
         if attempt >= rule.max_attempts:
@@ -354,8 +380,12 @@ class Engine:
             return done(ActionKind.FAIL)
 
         backoff, base = compute_backoff(
-            attempt, rule.backoff.initial, rule.backoff.multiplier, rule.backoff.max_delay,
-            rule.backoff.jitter, self.rng,
+            attempt,
+            rule.backoff.initial,
+            rule.backoff.multiplier,
+            rule.backoff.max_delay,
+            rule.backoff.jitter,
+            self.rng,
         )
         backoff_reason = (
             f"delay {_seconds(backoff)}s from backoff: attempt {attempt}, "
@@ -384,13 +414,17 @@ class Engine:
                 return fall_back(nxt)
             if not retryable:
                 reasons.append(
-                    "fail: no fallback model left" if rule.fallback else
-                    "fail: the rule falls back but lists no fallback models "
+                    "fail: no fallback model left"
+                    if rule.fallback
+                    else "fail: the rule falls back but lists no fallback models "
                     "(set fallback = [...] in an override)"
                 )
                 return done(ActionKind.FAIL)
-            reasons.append("no fallback model " + ("left" if rule.fallback else "configured")
-                           + "; retrying the same model")
+            reasons.append(
+                "no fallback model "
+                + ("left" if rule.fallback else "configured")
+                + "; retrying the same model"
+            )
 
         hint = None
         if r is not None and rule.use_hints and self.policy.hints.sources:
@@ -402,16 +436,22 @@ class Engine:
             reasons.append(backoff_reason)
             return within_deadline(backoff) or done(ActionKind.RETRY, backoff)
         if hint <= rule.hint_max or rule.on_long_hint is LongHint.HONOUR:
-            extra = "" if hint <= rule.hint_max else (
-                f" (above hint_max = {_seconds(rule.hint_max)}s; on_long_hint = honour)")
+            extra = (
+                ""
+                if hint <= rule.hint_max
+                else (f" (above hint_max = {_seconds(rule.hint_max)}s; on_long_hint = honour)")
+            )
             reasons.append(f"delay {_seconds(hint)}s as the server asked{extra}")
             return within_deadline(hint, hint) or done(ActionKind.RETRY, hint, hint=hint)
-        over = (f"the server asked for {_seconds(hint)}s, more than hint_max = "
-                f"{_seconds(rule.hint_max)}s")
+        over = (
+            f"the server asked for {_seconds(hint)}s, more than hint_max = "
+            f"{_seconds(rule.hint_max)}s"
+        )
         if rule.on_long_hint is LongHint.CLAMP:
             reasons.append(f"delay {_seconds(rule.hint_max)}s: {over}; on_long_hint = clamp")
             return within_deadline(rule.hint_max) or done(
-                ActionKind.RETRY, rule.hint_max, hint=hint)
+                ActionKind.RETRY, rule.hint_max, hint=hint
+            )
         if rule.on_long_hint is LongHint.FALLBACK:
             nxt = _next_model(rule.fallback, model)
             if nxt is not None:
@@ -422,8 +462,14 @@ class Engine:
         reasons.append(f"fail: {over} (on_long_hint = fail); the wait is in delay")
         return done(ActionKind.FAIL, hint, hint=hint)
 
-    def _why(self, compiled: CompiledRule, r: Response | None, error: ParsedError | None,
-             transport: str | None, exc: BaseException | None) -> str:
+    def _why(
+        self,
+        compiled: CompiledRule,
+        r: Response | None,
+        error: ParsedError | None,
+        transport: str | None,
+        exc: BaseException | None,
+    ) -> str:
         seen = []
         if r is not None:
             seen.append(f"status {r.status}")
@@ -433,15 +479,22 @@ class Engine:
                 if error.type is not None:
                     seen.append(f"type {error.type!r}")
                 if error.message:
-                    text = error.message if len(error.message) <= 120 else (
-                        error.message[:119] + "…")
+                    text = (
+                        error.message if len(error.message) <= 120 else (error.message[:119] + "…")
+                    )
                     seen.append(f"message {text!r}")
         if transport is not None:
             seen.append(f"{transport} ({type(exc).__name__})" if exc is not None else transport)
-        observed = {"code": error.code if error else None, "type": error.type if error else None,
-                    "method": r.method if r else None, "transport": transport}
-        return (f"rule {compiled.rule.id!r} matched [{compiled.describe(observed)}] "
-                f"on {', '.join(seen)}")
+        observed = {
+            "code": error.code if error else None,
+            "type": error.type if error else None,
+            "method": r.method if r else None,
+            "transport": transport,
+        }
+        return (
+            f"rule {compiled.rule.id!r} matched [{compiled.describe(observed)}] "
+            f"on {', '.join(seen)}"
+        )
 
     def _render(self, rule: Rule, facts: _Facts) -> str:
         parts = self._templates.get(rule.id)
@@ -449,8 +502,9 @@ class Engine:
             parts = _compile_template(rule.remediation)
         return "".join(literal + (facts.get(field) if field else "") for literal, field in parts)
 
-    def _succeed(self, compiled: CompiledRule, r: Response, error: ParsedError | None,
-                 model: str | None) -> Action:
+    def _succeed(
+        self, compiled: CompiledRule, r: Response, error: ParsedError | None, model: str | None
+    ) -> Action:
         rule = compiled.rule
         facts = _Facts(r.status, error, model, rule, 1, 0.0, None, None, None)
         return Action(
@@ -465,8 +519,9 @@ class Engine:
             reasons=(self._why(compiled, r, error, None, None), "succeed"),
         )
 
-    def _unmatched(self, what: str, status: int | None, error: ParsedError | None,
-                   transport: str | None = None) -> Action:
+    def _unmatched(
+        self, what: str, status: int | None, error: ParsedError | None, transport: str | None = None
+    ) -> Action:
         return Action(
             kind=ActionKind.FAIL,
             classification="unknown",

@@ -114,8 +114,14 @@ def _show(value: object) -> str:
 
 
 def _kind(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-             list: "an array", dict: "a table"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -312,9 +318,7 @@ def _is(alias: object) -> Callable[[Any], bool]:
 def _make_converter() -> cattrs.Converter:
     c = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     c.register_structure_hook(Seconds, lambda v, _: Seconds(_number(v, 0.0, "a number >= 0")))
-    c.register_structure_hook(
-        Multiplier, lambda v, _: Multiplier(_number(v, 1.0, "a number >= 1"))
-    )
+    c.register_structure_hook(Multiplier, lambda v, _: Multiplier(_number(v, 1.0, "a number >= 1")))
     c.register_structure_hook(Attempts, lambda v, _: Attempts(_whole(v, 1)))
     c.register_structure_hook(Name, _name)
     c.register_structure_hook(Pattern, _pattern)
@@ -346,9 +350,7 @@ def _walk(exc: BaseException, path: KeyPath, cls: type | None) -> Iterable[tuple
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
         with_notes, without = exc.group_exceptions()
         for inner, note in with_notes:
-            part: str | int = (
-                note.index if isinstance(note, IterableValidationNote) else note.name
-            )
+            part: str | int = note.index if isinstance(note, IterableValidationNote) else note.name
             yield from _walk(inner, (*path, part), note.type)
         for inner in without:
             yield from _walk(inner, path, getattr(exc, "cl", None))
@@ -386,8 +388,9 @@ def _read_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return None, [Problem(name, "", f"not UTF-8 text (byte {raw[e.start]:#04x} "
-                                        f"at offset {e.start})")]
+        return None, [
+            Problem(name, "", f"not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start})")
+        ]
     try:
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as e:
@@ -428,8 +431,9 @@ class _Merge:
         self.sources.append(file)
         inherit = data.get("inherit", True)
         if not isinstance(inherit, bool):
-            self.problems.append(Problem(file, "$.inherit", f"expected true or false, got "
-                                                            f"{_show(inherit)}"))
+            self.problems.append(
+                Problem(file, "$.inherit", f"expected true or false, got {_show(inherit)}")
+            )
         elif not inherit:
             self.doc, self.origin = {}, {}
         for key, value in data.items():
@@ -438,9 +442,13 @@ class _Merge:
             if key not in _TOP_KEYS:
                 close = difflib.get_close_matches(key, _TOP_KEYS, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.problems.append(Problem(
-                    file, format_path((key,)),
-                    f"unknown key{hint}; known keys: {', '.join(_TOP_KEYS)}"))
+                self.problems.append(
+                    Problem(
+                        file,
+                        format_path((key,)),
+                        f"unknown key{hint}; known keys: {', '.join(_TOP_KEYS)}",
+                    )
+                )
             elif key == "rules":
                 self._merge_list(file, key, value, "id")
             elif key == "tests":
@@ -473,8 +481,11 @@ class _Merge:
 
     def _merge_list(self, file: str, key: str, value: object, id_key: str) -> None:
         if not isinstance(value, list):
-            self.problems.append(Problem(file, format_path((key,)),
-                                         f"expected an array of tables, got {_kind(value)}"))
+            self.problems.append(
+                Problem(
+                    file, format_path((key,)), f"expected an array of tables, got {_kind(value)}"
+                )
+            )
             return
         merged: list[Any] = self.doc.setdefault(key, [])
         positions = {item.get(id_key): i for i, item in enumerate(merged)}
@@ -483,19 +494,28 @@ class _Merge:
         for local_index, item in enumerate(value):
             local = (key, local_index)
             if not isinstance(item, dict):
-                self.problems.append(Problem(file, format_path(local),
-                                             f"expected a table, got {_kind(item)}"))
+                self.problems.append(
+                    Problem(file, format_path(local), f"expected a table, got {_kind(item)}")
+                )
                 continue
             ident = item.get(id_key)
             if not isinstance(ident, str) or not ident.strip():
-                what = "required key is missing" if ident is None else (
-                    f"expected a non-empty string, got {_show(ident)}")
+                what = (
+                    "required key is missing"
+                    if ident is None
+                    else (f"expected a non-empty string, got {_show(ident)}")
+                )
                 self.problems.append(Problem(file, format_path((*local, id_key)), what))
                 continue
             if ident in seen:
-                self.problems.append(Problem(
-                    file, format_path((*local, id_key)),
-                    f"duplicate {id_key} {ident!r} (first at {format_path((key, seen[ident]))})"))
+                self.problems.append(
+                    Problem(
+                        file,
+                        format_path((*local, id_key)),
+                        f"duplicate {id_key} {ident!r} "
+                        f"(first at {format_path((key, seen[ident]))})",
+                    )
+                )
                 continue
             seen[ident] = local_index
             if ident in positions:  # an override of an item a lower layer defined
@@ -597,9 +617,7 @@ class _Build:
         doc = self.merge.doc
         defaults = self.structure(self.table("defaults"), Defaults, ("defaults",)) or Defaults()
         hints = self.structure(self.table("hints"), Hints, ("hints",)) or Hints()
-        rules = [
-            self.rule(i, raw, defaults) for i, raw in enumerate(self.items("rules"))
-        ]
+        rules = [self.rule(i, raw, defaults) for i, raw in enumerate(self.items("rules"))]
         tests = [
             self.structure(raw, PolicyTest, ("tests", i))
             for i, raw in enumerate(self.items("tests"))
@@ -608,11 +626,14 @@ class _Build:
             if test is not None and (test.response.status is None) == (
                 test.response.transport is None
             ):
-                self.problem(("tests", i, "response"),
-                             "give exactly one of status (a response) or transport (a failure)")
+                self.problem(
+                    ("tests", i, "response"),
+                    "give exactly one of status (a response) or transport (a failure)",
+                )
             elif test is not None and test.response.transport is not None:
-                self.check_match(Match(transport=(test.response.transport,)),
-                                 ("tests", i, "response"))
+                self.check_match(
+                    Match(transport=(test.response.transport,)), ("tests", i, "response")
+                )
         description = doc.get("description", "")
         if not isinstance(description, str):
             self.problem(("description",), f"expected a string, got {_show(description)}")
@@ -745,8 +766,11 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
             del data["match"]
         if data.get("backoff") == defaults["backoff"]:
             del data["backoff"]
-        data = {k: v for k, v in data.items()
-                if k in ("id", "match", "backoff") or k not in defaults or defaults[k] != v}
+        data = {
+            k: v
+            for k, v in data.items()
+            if k in ("id", "match", "backoff") or k not in defaults or defaults[k] != v
+        }
         if data.get("enabled") is True:
             del data["enabled"]
         if data.get("description") == empty_rule["description"]:

@@ -40,12 +40,23 @@ def specificity(match: Match) -> tuple[int, int]:
         tier = 1
     else:
         tier = 0
-    count = sum(
-        1
-        for name in ("status", "code", "type", "message", "message_regex", "method",
-                     "transport")
-        if getattr(match, name)
-    ) + len(match.headers) + (match.error is not None)
+    count = (
+        sum(
+            1
+            for name in (
+                "status",
+                "code",
+                "type",
+                "message",
+                "message_regex",
+                "method",
+                "transport",
+            )
+            if getattr(match, name)
+        )
+        + len(match.headers)
+        + (match.error is not None)
+    )
     return tier, count
 
 
@@ -218,8 +229,7 @@ class Index:
                         by_status[s].append(rule)
         by_transport: dict[str, list[CompiledRule]] = {}
         for kind in TRANSPORT_FAMILIES:
-            by_transport[kind] = [r for r in transport_rules + unscoped
-                                  if r.covers_transport(kind)]
+            by_transport[kind] = [r for r in transport_rules + unscoped if r.covers_transport(kind)]
         return cls(
             rules=tuple(compiled),
             by_code={k: _sorted(v) for k, v in by_code.items()},

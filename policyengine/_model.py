@@ -431,9 +431,7 @@ class Response:
     """
 
     status: int
-    headers: Mapping[str, tuple[str, ...]] = attrs.field(
-        factory=dict, converter=index_headers
-    )
+    headers: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=index_headers)
     body: bytes = attrs.field(default=b"", converter=_body_bytes)
     method: str | None = None
 

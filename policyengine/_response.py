@@ -55,8 +55,14 @@ _SECRET = re.compile(
 
 
 def _mask(m: re.Match[str]) -> str:
-    return (m.group("bearer") or m.group("prefix") or m.group("google")
-            or m.group("jwt") or m.group("kv") or "") + "***"
+    return (
+        m.group("bearer")
+        or m.group("prefix")
+        or m.group("google")
+        or m.group("jwt")
+        or m.group("kv")
+        or ""
+    ) + "***"
 
 
 def redact(text: str) -> str:
@@ -155,8 +161,9 @@ def _from_json(data: object, success: bool) -> ParsedError | None:
     if isinstance(err, dict):
         return _from_object(err)
     if isinstance(err, str) and err:
-        return ParsedError(message=_clip(err), type=_scalar(data.get("type")),
-                           code=_scalar(data.get("code")))
+        return ParsedError(
+            message=_clip(err), type=_scalar(data.get("type")), code=_scalar(data.get("code"))
+        )
     if err not in (None, False, "", {}):
         return ParsedError(message=_message(err))
     if data.get("object") == "error" or (
@@ -399,8 +406,18 @@ _KNOWN: dict[tuple[str, str], str] = {
 }
 _NETWORK_ERRNOS = frozenset(
     getattr(errno, name)
-    for name in ("ENETUNREACH", "EHOSTUNREACH", "ENETDOWN", "EHOSTDOWN", "ETIMEDOUT",
-                 "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "EADDRNOTAVAIL")
+    for name in (
+        "ENETUNREACH",
+        "EHOSTUNREACH",
+        "ENETDOWN",
+        "EHOSTDOWN",
+        "ETIMEDOUT",
+        "ECONNREFUSED",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "EPIPE",
+        "EADDRNOTAVAIL",
+    )
     if hasattr(errno, name)
 )
 _GENERIC = frozenset({"timeout", "connection", "protocol"})
