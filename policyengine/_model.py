@@ -57,6 +57,10 @@ Pattern = NewType("Pattern", str)
 """A Python regular expression, compiled (and so checked) at load."""
 Template = NewType("Template", str)
 """Text with ``{placeholder}`` fields from ``PLACEHOLDERS``."""
+Method = NewType("Method", str)
+"""An HTTP method name, upper case."""
+TransportKind = NewType("TransportKind", str)
+"""A kind or family of network failure (``timeout``, ``read_timeout``, ...)."""
 
 #: Backoff starts here: the first retry waits about this long (seconds).
 DEFAULT_BACKOFF_INITIAL = 0.5
@@ -227,8 +231,8 @@ class Match:
     message: tuple[str, ...] = ()
     message_regex: Pattern | None = None
     headers: Mapping[str, bool | str] = attrs.field(factory=dict)
-    method: tuple[str, ...] = ()
-    transport: tuple[str, ...] = ()
+    method: tuple[Method, ...] = ()
+    transport: tuple[TransportKind, ...] = ()
     error: bool | None = None
 
 
@@ -306,8 +310,8 @@ class TestResponse:
     status: int | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
     body: str = ""
-    transport: str | None = None
-    method: str | None = None
+    transport: TransportKind | None = None
+    method: Method | None = None
 
 
 @attrs.frozen
