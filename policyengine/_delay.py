@@ -98,6 +98,8 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
             value = bytes(value).decode("latin-1")
         if not isinstance(value, str) or len(value) > 100:
             return None
+        if value.isdigit() and value.isascii():  # the common case: "2"
+            return _finite(float(value))
         seconds = _number(value)
         if seconds is not None:
             return _finite(seconds)

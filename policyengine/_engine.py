@@ -2,8 +2,10 @@
 
 ``Engine.evaluate`` never raises. Everything that can be computed once (the
 rule index, compiled templates, the actions for plain successes) is computed
-when the engine is built, so evaluating is a few dict lookups, one JSON parse
-of an error body, and the delay math.
+when the engine is built. Deciding is then a few dict lookups, one JSON parse
+of an error body, and the delay math; the decision is recorded as a short
+trace, and the texts people read (explanation, remediation, the redacted
+error) are rendered from it only when asked for.
 """
 
 from __future__ import annotations
@@ -27,22 +29,25 @@ from ._model import (
     ParsedError,
     Policy,
     Response,
-    Rule,
 )
 from ._response import (
     MAX_PARSE_BYTES,
+    RawError,
     coerce_response,
     extract_amounts,
     extract_model,
-    parse_error,
+    parse_raw,
     redact,
+    to_error,
     transport_kind,
 )
 
 __all__ = ["Engine"]
 
 _UNKNOWN = "(unknown)"
-_Parts = tuple[tuple[str, str | None], ...]
+_Parts = tuple[tuple[str, "str | None"], ...]
+_MAX_ATTEMPT = 2**31
+_ERROR_KEY = b'"error"'
 
 
 def _seconds(value: float) -> str:
@@ -65,54 +70,6 @@ def _compile_template(text: str) -> _Parts:
     return tuple(parts)
 
 
-@attrs.define
-class _Facts:
-    """What a remediation template may mention, computed only when asked for."""
-
-    status: int | None
-    error: ParsedError | None
-    model: str | None
-    rule: Rule
-    attempt: int
-    delay: float
-    hint: float | None
-    fallback: str | None
-    transport: str | None
-
-    def get(self, name: str) -> str:
-        value: object = None
-        error = self.error
-        if name == "status":
-            value = self.status
-        elif name in ("code", "type", "param"):
-            value = getattr(error, name) if error is not None else None
-        elif name == "message":
-            value = (error.message or None) if error is not None else None
-        elif name == "model":
-            value = self.model or (extract_model(error.message) if error is not None else None)
-        elif name in ("limit", "requested"):
-            if error is not None:
-                limit, requested = extract_amounts(error.message)
-                value = limit if name == "limit" else requested
-        elif name == "retry_after":
-            value = _seconds(self.hint) if self.hint is not None else None
-        elif name == "delay":
-            value = _seconds(self.delay)
-        elif name == "attempt":
-            value = self.attempt
-        elif name == "max_attempts":
-            value = self.rule.max_attempts
-        elif name == "classification":
-            value = self.rule.classification
-        elif name == "rule_id":
-            value = self.rule.id
-        elif name == "fallback":
-            value = self.fallback
-        elif name == "transport":
-            value = self.transport
-        return _UNKNOWN if value is None or value == "" else str(value)
-
-
 def _next_model(chain: tuple[str, ...], model: str | None) -> str | None:
     if not chain:
         return None
@@ -123,21 +80,239 @@ def _next_model(chain: tuple[str, ...], model: str | None) -> str | None:
 
 
 def _attempt(value: object) -> int:
+    if type(value) is int and 1 <= value <= _MAX_ATTEMPT:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 1
-    if not math.isfinite(value):
-        return 1 if value != math.inf else 2**31
-    return max(1, min(int(value), 2**31))
+    if math.isnan(value):
+        return 1
+    return int(max(1, min(value, _MAX_ATTEMPT)))
 
 
 def _elapsed(value: object) -> float:
+    if type(value) is float and 0.0 <= value < math.inf:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0.0
     number = float(value)
     return number if math.isfinite(number) and number > 0 else 0.0
 
 
+class _Decision:
+    """An engine decision as recorded while deciding; renders the texts of an
+    ``Action`` (explanation, remediation, redacted error) on first access."""
+
+    __slots__ = (
+        "_error",
+        "_reasons",
+        "_remediation",
+        "attempt",
+        "backoff",
+        "compiled",
+        "delay",
+        "elapsed",
+        "engine",
+        "events",
+        "exc_name",
+        "fallback",
+        "hint",
+        "model",
+        "raw",
+        "response",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        compiled: CompiledRule,
+        response: Response | None,
+        raw: RawError | None,
+        transport: str | None,
+        exc_name: str | None,
+        attempt: int,
+        elapsed: float,
+        model: str | None,
+    ) -> None:
+        self.engine = engine
+        self.compiled = compiled
+        self.response = response
+        self.raw = raw
+        self.transport = transport
+        self.exc_name = exc_name
+        self.attempt = attempt
+        self.elapsed = elapsed
+        self.model = model
+        self.events: list[tuple[Any, ...]] = []
+        self.hint: tuple[float, str, str] | None = None
+        self.backoff: tuple[float, float] | None = None
+        self.delay = 0.0
+        self.fallback: str | None = None
+        self._error: ParsedError | None = None
+        self._reasons: tuple[str, ...] | None = None
+        self._remediation: str | None = None
+
+    # --- ActionDetails ---------------------------------------------------------
+
+    @property
+    def error(self) -> ParsedError | None:
+        if self._error is None and self.raw is not None:
+            self._error = to_error(self.raw)
+        return self._error
+
+    @property
+    def remediation(self) -> str:
+        if self._remediation is None:
+            rule = self.compiled.rule
+            parts = self.engine._templates.get(rule.id) or _compile_template(rule.remediation)
+            self._remediation = "".join(
+                literal + (self._fact(field) if field else "") for literal, field in parts
+            )
+        return self._remediation
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        if self._reasons is None:
+            self._reasons = (self._why(), *(self._say(e) for e in self.events))
+        return self._reasons
+
+    # --- rendering -------------------------------------------------------------
+
+    def _fact(self, name: str) -> str:
+        value: object = None
+        error = self.error
+        rule = self.compiled.rule
+        if name == "status":
+            value = self.response.status if self.response is not None else None
+        elif name in ("code", "type", "param"):
+            value = getattr(error, name) if error is not None else None
+        elif name == "message":
+            value = error.message if error is not None else None
+        elif name == "model":
+            value = self.model or (extract_model(error.message) if error is not None else None)
+        elif name in ("limit", "requested"):
+            if error is not None:
+                limit, requested = extract_amounts(error.message)
+                value = limit if name == "limit" else requested
+        elif name == "retry_after":
+            value = _seconds(self.hint[0]) if self.hint is not None else None
+        elif name == "delay":
+            value = _seconds(self.delay)
+        elif name == "attempt":
+            value = self.attempt
+        elif name == "max_attempts":
+            value = rule.max_attempts
+        elif name == "classification":
+            value = rule.classification
+        elif name == "rule_id":
+            value = rule.id
+        elif name == "fallback":
+            value = self.fallback
+        elif name == "transport":
+            value = self.transport
+        return _UNKNOWN if value is None or value == "" else str(value)
+
+    def _why(self) -> str:
+        seen = []
+        r, error = self.response, self.error
+        if r is not None:
+            seen.append(f"status {r.status}")
+        if error is not None:
+            if error.code is not None:
+                seen.append(f"code {error.code!r}")
+            if error.type is not None:
+                seen.append(f"type {error.type!r}")
+            if error.message:
+                text = error.message
+                seen.append(f"message {text if len(text) <= 120 else text[:119] + '…'!r}")
+        if self.transport is not None:
+            seen.append(f"{self.transport} ({self.exc_name})" if self.exc_name else self.transport)
+        observed = {
+            "code": error.code if error else None,
+            "type": error.type if error else None,
+            "method": r.method if r else None,
+            "transport": self.transport,
+        }
+        rule = self.compiled.rule
+        return f"rule {rule.id!r} matched [{self.compiled.describe(observed)}] on {', '.join(seen)}"
+
+    def _say(self, event: tuple[Any, ...]) -> str:
+        rule = self.compiled.rule
+        what = event[0]
+        if what == "succeed":
+            return "succeed"
+        if what == "should_retry":
+            return f"the server's {event[1]}: {event[2]} overrides retryable"
+        if what == "not_retryable":
+            return (
+                "fail: the rule's action is fail"
+                if event[1]
+                else "fail: the error is not retryable"
+            )
+        if what == "exhausted":
+            n = self.attempt
+            return f"fail: gave up after {n} attempt{'s' * (n != 1)} (max_attempts = {event[1]})"
+        if what == "backoff":
+            delay, base = event[1], event[2]
+            b = rule.backoff
+            return (
+                f"delay {_seconds(delay)}s from backoff: attempt {self.attempt}, "
+                f"{_seconds(b.initial)}s x {_seconds(b.multiplier)}^{self.attempt - 1} "
+                f"capped at {_seconds(b.max_delay)}s = {_seconds(base)}s, {b.jitter} jitter"
+            )
+        if what == "hint":
+            seconds, name, raw = event[1], event[2], event[3]
+            return f"server hint {name}: {raw.strip()!r} = {_seconds(seconds)}s"
+        if what == "hint_delay":
+            extra = (
+                f" (above hint_max = {_seconds(rule.hint_max)}s; on_long_hint = honour)"
+                if event[2]
+                else ""
+            )
+            return f"delay {_seconds(event[1])}s as the server asked{extra}"
+        if what == "long_hint":
+            over = (
+                f"the server asked for {_seconds(event[1])}s, more than hint_max = "
+                f"{_seconds(rule.hint_max)}s"
+            )
+            mode = event[2]
+            if mode == "clamp":
+                return f"delay {_seconds(rule.hint_max)}s: {over}; on_long_hint = clamp"
+            if mode == "fallback":
+                return f"{over}; on_long_hint = fallback"
+            if mode == "fallback_none":
+                return f"fail: {over}; on_long_hint = fallback but no fallback model left"
+            return f"fail: {over} (on_long_hint = fail); the wait is in delay"
+        if what == "deadline":
+            return (
+                f"fail: waiting {_seconds(event[1])}s more at {_seconds(self.elapsed)}s elapsed "
+                f"would pass max_elapsed = {_seconds(rule.max_elapsed)}s"
+            )
+        if what == "fallback":
+            return f"fallback: next model {event[1]!r}"
+        if what == "no_fallback":
+            if event[1]:  # still retryable
+                left = "left" if rule.fallback else "configured"
+                return f"no fallback model {left}; retrying the same model"
+            if rule.fallback:
+                return "fail: no fallback model left"
+            return (
+                "fail: the rule falls back but lists no fallback models "
+                "(set fallback = [...] in an override)"
+            )
+        return " ".join(str(e) for e in event)  # pragma: no cover - all events above
+
+
 @attrs.frozen
+class _Fixed:
+    """The details of an action decided without a rule."""
+
+    reasons: tuple[str, ...]
+    remediation: str
+    error: ParsedError | None = None
+
+
+@attrs.frozen(init=False)
 class Engine:
     """Decides what to do about responses and network failures, per a policy.
 
@@ -152,12 +327,13 @@ class Engine:
             reproducible delays. Default: a fresh ``random.Random()``.
     """
 
-    policy: Policy = attrs.field(factory=load_policy)
-    clock: Callable[[], float] = attrs.field(default=time.time, kw_only=True)
-    rng: random.Random = attrs.field(factory=random.Random, kw_only=True)
-    _index: Index = attrs.field(init=False, repr=False, eq=False)
-    _templates: dict[str, _Parts] = attrs.field(init=False, repr=False, eq=False)
-    _fast: dict[int, Action] = attrs.field(init=False, repr=False, eq=False)
+    policy: Policy
+    clock: Callable[[], float]
+    rng: random.Random
+    _index: Index = attrs.field(repr=False, eq=False)
+    _templates: dict[str, _Parts] = attrs.field(repr=False, eq=False)
+    _fast: dict[int, Action] = attrs.field(repr=False, eq=False)
+    _should_retry: str = attrs.field(repr=False, eq=False)
 
     def __init__(
         self,
@@ -166,27 +342,27 @@ class Engine:
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.__attrs_init__(  # type: ignore[attr-defined]
-            load_policy() if policy is None else policy,
-            clock=time.time if clock is None else clock,
-            rng=random.Random() if rng is None else rng,
+        policy = load_policy() if policy is None else policy
+        index = Index.build(policy)
+        templates: dict[str, _Parts] = {
+            c.rule.id: _compile_template(c.rule.remediation) for c in index.rules
+        }
+        self.__attrs_init__(
+            policy,
+            time.time if clock is None else clock,
+            random.Random() if rng is None else rng,
+            index,
+            templates,
+            {},
+            policy.hints.should_retry_header.strip().lower(),
         )
+        self._fast.update(self._plain_successes())
 
-    def __attrs_post_init__(self) -> None:
-        index = Index.build(self.policy)
-        object.__setattr__(self, "_index", index)
-        object.__setattr__(
-            self,
-            "_templates",
-            {c.rule.id: _compile_template(c.rule.remediation) for c in index.rules},
-        )
-        object.__setattr__(self, "_fast", self._plain_successes(index))
-
-    def _plain_successes(self, index: Index) -> dict[int, Action]:
+    def _plain_successes(self) -> dict[int, Action]:
         """Statuses whose response, carrying no error in its body, always meets
         the same ``succeed`` rule: their action is computed here, once."""
         fast: dict[int, Action] = {}
-        for status, candidates in index.by_status.items():
+        for status, candidates in self._index.by_status.items():
             for rule in candidates:
                 if rule.error is True:
                     continue  # needs an error in the body: not this path
@@ -229,17 +405,12 @@ class Engine:
         """
         try:
             if type(response) is Response or isinstance(response, Response):
-                r = response
-            else:
-                return self._evaluate_other(response, attempt, elapsed, model, method)
-            fast = self._fast.get(r.status)
-            if fast is not None:
-                body = r.body
-                if len(body) > MAX_PARSE_BYTES:
-                    body = body[:MAX_PARSE_BYTES]
-                if b'"error"' not in body:
+                fast = self._fast.get(response.status)
+                # A plain success, unless an error object hides in the body.
+                if fast is not None and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0:
                     return fast
-            return self._evaluate_response(r, attempt, elapsed, model, method)
+                return self._evaluate_response(response, attempt, elapsed, model, method)
+            return self._evaluate_other(response, attempt, elapsed, model, method)
         except Exception as exc:  # a bug of ours must not become the caller's crash
             return self._broken(exc)
 
@@ -272,11 +443,14 @@ class Engine:
             r = attrs.evolve(r, status=status)
         if method and r.method is None:
             r = attrs.evolve(r, method=method.upper())
-        error = parse_error(r.body, r.status)
-        compiled = self._index.select(r, error)
+        raw = parse_raw(r.body, r.status)
+        compiled = self._index.select(r, raw)
         if compiled is None:
-            return self._unmatched(f"status {r.status}", r.status, error)
-        return self._decide(compiled, r, error, None, _attempt(attempt), _elapsed(elapsed), model)
+            return self._unmatched(f"status {r.status}", r.status, raw)
+        decision = _Decision(
+            self, compiled, r, raw, None, None, _attempt(attempt), _elapsed(elapsed), model
+        )
+        return self._decide(decision)
 
     def _evaluate_failure(
         self,
@@ -294,257 +468,168 @@ class Engine:
             )
         if method is None:
             try:
-                request = getattr(exc, "request", None)
-                found = getattr(request, "method", None)
+                found = getattr(getattr(exc, "request", None), "method", None)
                 method = found if isinstance(found, str) else None
-            except Exception:
+            except Exception:  # httpx raises when an exception has no request
                 method = None
         compiled = self._index.select_transport(kind, method.upper() if method else None)
         if compiled is None:
             return self._unmatched(f"a {kind} failure", None, None, transport=kind)
-        return self._decide(
-            compiled, None, None, kind, _attempt(attempt), _elapsed(elapsed), model, exc=exc
+        decision = _Decision(
+            self,
+            compiled,
+            None,
+            None,
+            kind,
+            type(exc).__name__,
+            _attempt(attempt),
+            _elapsed(elapsed),
+            model,
         )
+        return self._decide(decision)
 
     # --- deciding --------------------------------------------------------------
 
-    def _decide(
-        self,
-        compiled: CompiledRule,
-        r: Response | None,
-        error: ParsedError | None,
-        transport: str | None,
-        attempt: int,
-        elapsed: float,
-        model: str | None,
-        exc: BaseException | None = None,
-    ) -> Action:
-        rule = compiled.rule
+    def _decide(self, d: _Decision) -> Action:
+        rule = d.compiled.rule
+        r = d.response
         if r is not None and rule.action is ActionKind.SUCCEED:
-            return self._succeed(compiled, r, error, model)
-        reasons = [self._why(compiled, r, error, transport, exc)]
+            d.events.append(("succeed",))
+            return self._action(d, ActionKind.SUCCEED, False)
         retryable = rule.retryable
-        header = self.policy.hints.should_retry_header
+        header = self._should_retry
         if r is not None and header and rule.honour_should_retry:
-            told = r.headers.get(header.lower())
-            verdict = told[0].strip().lower() if told else ""
-            if verdict in ("true", "false") and (verdict == "true") is not retryable:
-                retryable = verdict == "true"
-                reasons.append(f"the server's {header}: {verdict} overrides retryable")
-
-        def done(
-            kind: ActionKind,
-            delay: float = 0.0,
-            fallback: str | None = None,
-            hint: float | None = None,
-        ) -> Action:
-            facts = _Facts(
-                r.status if r is not None else None,
-                error,
-                model,
-                rule,
-                attempt,
-                delay,
-                hint,
-                fallback,
-                transport,
-            )
-            return Action(
-                kind=kind,
-                classification=rule.classification,
-                retryable=retryable,
-                delay=delay,
-                remediation=self._render(rule, facts),
-                rule_id=rule.id,
-                error=error,
-                fallback=fallback,
-                status=r.status if r is not None else None,
-                transport=transport,
-                reasons=tuple(reasons),
-            )
+            told = r.headers.get(header)
+            if told:
+                verdict = told[0].strip().lower()
+                if verdict in ("true", "false") and (verdict == "true") is not retryable:
+                    retryable = verdict == "true"
+                    d.events.append(("should_retry", header, verdict))
 
         wants_fallback = rule.action is ActionKind.FALLBACK
         if rule.action is ActionKind.FAIL or not (retryable or wants_fallback):
-            why = (
-                "the rule's action is fail"
-                if rule.action is ActionKind.FAIL
-                else ("the error is not retryable")
-            )
-            reasons.append(f"fail: {why}")
-            return done(ActionKind.FAIL)
-        if attempt >= rule.max_attempts:
-            reasons.append(
-                f"fail: gave up after {attempt} attempt{'s' * (attempt != 1)} "
-                f"(max_attempts = {rule.max_attempts})"
-            )
-            return done(ActionKind.FAIL)
+            d.events.append(("not_retryable", rule.action is ActionKind.FAIL))
+            return self._action(d, ActionKind.FAIL, retryable)
+        if d.attempt >= rule.max_attempts:
+            d.events.append(("exhausted", rule.max_attempts))
+            return self._action(d, ActionKind.FAIL, retryable)
 
-        backoff, base = compute_backoff(
-            attempt,
+        if wants_fallback:
+            nxt = _next_model(rule.fallback, d.model)
+            if nxt is not None:
+                return self._fall_back(d, nxt, retryable)
+            d.events.append(("no_fallback", retryable))
+            if not retryable:
+                return self._action(d, ActionKind.FAIL, retryable)
+
+        if r is not None and rule.use_hints and self.policy.hints.sources:
+            d.hint = read_hints(r.headers, self.policy.hints.sources, self.clock())
+        if d.hint is None:
+            delay, base = compute_backoff(
+                d.attempt,
+                rule.backoff.initial,
+                rule.backoff.multiplier,
+                rule.backoff.max_delay,
+                rule.backoff.jitter,
+                self.rng,
+            )
+            d.events.append(("backoff", delay, base))
+            return self._retry(d, delay, retryable)
+        hint = d.hint[0]
+        d.events.append(("hint", *d.hint))
+        if hint <= rule.hint_max or rule.on_long_hint is LongHint.HONOUR:
+            d.events.append(("hint_delay", hint, hint > rule.hint_max))
+            return self._retry(d, hint, retryable)
+        mode = rule.on_long_hint
+        if mode is LongHint.CLAMP:
+            d.events.append(("long_hint", hint, "clamp"))
+            return self._retry(d, rule.hint_max, retryable)
+        if mode is LongHint.FALLBACK:
+            nxt = _next_model(rule.fallback, d.model)
+            if nxt is not None:
+                d.events.append(("long_hint", hint, "fallback"))
+                return self._fall_back(d, nxt, retryable)
+            d.events.append(("long_hint", hint, "fallback_none"))
+        else:
+            d.events.append(("long_hint", hint, "fail"))
+        d.delay = hint
+        return self._action(d, ActionKind.FAIL, retryable)
+
+    def _past_deadline(self, d: _Decision, delay: float) -> bool:
+        limit = d.compiled.rule.max_elapsed
+        if limit > 0 and d.elapsed + delay > limit:
+            d.events.append(("deadline", delay))
+            # A server's wait stays attached so the caller knows when to come back.
+            d.delay = d.hint[0] if d.hint is not None else 0.0
+            return True
+        return False
+
+    def _retry(self, d: _Decision, delay: float, retryable: bool) -> Action:
+        if self._past_deadline(d, delay):
+            return self._action(d, ActionKind.FAIL, retryable)
+        d.delay = delay
+        return self._action(d, ActionKind.RETRY, retryable)
+
+    def _fall_back(self, d: _Decision, nxt: str, retryable: bool) -> Action:
+        rule = d.compiled.rule
+        delay, base = compute_backoff(
+            d.attempt,
             rule.backoff.initial,
             rule.backoff.multiplier,
             rule.backoff.max_delay,
             rule.backoff.jitter,
             self.rng,
         )
-        backoff_reason = (
-            f"delay {_seconds(backoff)}s from backoff: attempt {attempt}, "
-            f"{_seconds(rule.backoff.initial)}s x {_seconds(rule.backoff.multiplier)}^"
-            f"{attempt - 1} capped at {_seconds(rule.backoff.max_delay)}s = {_seconds(base)}s, "
-            f"{rule.backoff.jitter} jitter"
+        d.events.append(("backoff", delay, base))
+        if self._past_deadline(d, delay):
+            return self._action(d, ActionKind.FAIL, retryable)
+        d.events.append(("fallback", nxt))
+        d.delay, d.fallback = delay, nxt
+        return self._action(d, ActionKind.FALLBACK, retryable)
+
+    def _action(self, d: _Decision, kind: ActionKind, retryable: bool) -> Action:
+        rule = d.compiled.rule
+        return Action(
+            kind,
+            rule.classification,
+            retryable,
+            d.delay,
+            rule.id,
+            d.fallback,
+            d.response.status if d.response is not None else None,
+            d.transport,
+            details=d,
         )
-
-        def within_deadline(delay: float, hint: float | None = None) -> Action | None:
-            if rule.max_elapsed > 0 and elapsed + delay > rule.max_elapsed:
-                reasons.append(
-                    f"fail: waiting {_seconds(delay)}s more at {_seconds(elapsed)}s elapsed "
-                    f"would pass max_elapsed = {_seconds(rule.max_elapsed)}s"
-                )
-                return done(ActionKind.FAIL, hint if hint is not None else 0.0, hint=hint)
-            return None
-
-        def fall_back(nxt: str) -> Action:
-            reasons.append(backoff_reason)
-            reasons.append(f"fallback: next model {nxt!r}")
-            return within_deadline(backoff) or done(ActionKind.FALLBACK, backoff, nxt)
-
-        if wants_fallback:
-            nxt = _next_model(rule.fallback, model)
-            if nxt is not None:
-                return fall_back(nxt)
-            if not retryable:
-                reasons.append(
-                    "fail: no fallback model left"
-                    if rule.fallback
-                    else "fail: the rule falls back but lists no fallback models "
-                    "(set fallback = [...] in an override)"
-                )
-                return done(ActionKind.FAIL)
-            reasons.append(
-                "no fallback model "
-                + ("left" if rule.fallback else "configured")
-                + "; retrying the same model"
-            )
-
-        hint = None
-        if r is not None and rule.use_hints and self.policy.hints.sources:
-            found = read_hints(r.headers, self.policy.hints.sources, self.clock())
-            if found is not None:
-                hint, name, raw = found
-                reasons.append(f"server hint {name}: {raw.strip()!r} = {_seconds(hint)}s")
-        if hint is None:
-            reasons.append(backoff_reason)
-            return within_deadline(backoff) or done(ActionKind.RETRY, backoff)
-        if hint <= rule.hint_max or rule.on_long_hint is LongHint.HONOUR:
-            extra = (
-                ""
-                if hint <= rule.hint_max
-                else (f" (above hint_max = {_seconds(rule.hint_max)}s; on_long_hint = honour)")
-            )
-            reasons.append(f"delay {_seconds(hint)}s as the server asked{extra}")
-            return within_deadline(hint, hint) or done(ActionKind.RETRY, hint, hint=hint)
-        over = (
-            f"the server asked for {_seconds(hint)}s, more than hint_max = "
-            f"{_seconds(rule.hint_max)}s"
-        )
-        if rule.on_long_hint is LongHint.CLAMP:
-            reasons.append(f"delay {_seconds(rule.hint_max)}s: {over}; on_long_hint = clamp")
-            return within_deadline(rule.hint_max) or done(
-                ActionKind.RETRY, rule.hint_max, hint=hint
-            )
-        if rule.on_long_hint is LongHint.FALLBACK:
-            nxt = _next_model(rule.fallback, model)
-            if nxt is not None:
-                reasons.append(f"{over}; on_long_hint = fallback")
-                return fall_back(nxt)
-            reasons.append(f"fail: {over}; on_long_hint = fallback but no fallback model left")
-            return done(ActionKind.FAIL, hint, hint=hint)
-        reasons.append(f"fail: {over} (on_long_hint = fail); the wait is in delay")
-        return done(ActionKind.FAIL, hint, hint=hint)
-
-    def _why(
-        self,
-        compiled: CompiledRule,
-        r: Response | None,
-        error: ParsedError | None,
-        transport: str | None,
-        exc: BaseException | None,
-    ) -> str:
-        seen = []
-        if r is not None:
-            seen.append(f"status {r.status}")
-            if error is not None:
-                if error.code is not None:
-                    seen.append(f"code {error.code!r}")
-                if error.type is not None:
-                    seen.append(f"type {error.type!r}")
-                if error.message:
-                    text = (
-                        error.message if len(error.message) <= 120 else (error.message[:119] + "…")
-                    )
-                    seen.append(f"message {text!r}")
-        if transport is not None:
-            seen.append(f"{transport} ({type(exc).__name__})" if exc is not None else transport)
-        observed = {
-            "code": error.code if error else None,
-            "type": error.type if error else None,
-            "method": r.method if r else None,
-            "transport": transport,
-        }
-        return (
-            f"rule {compiled.rule.id!r} matched [{compiled.describe(observed)}] "
-            f"on {', '.join(seen)}"
-        )
-
-    def _render(self, rule: Rule, facts: _Facts) -> str:
-        parts = self._templates.get(rule.id)
-        if parts is None:
-            parts = _compile_template(rule.remediation)
-        return "".join(literal + (facts.get(field) if field else "") for literal, field in parts)
 
     def _succeed(
-        self, compiled: CompiledRule, r: Response, error: ParsedError | None, model: str | None
+        self, compiled: CompiledRule, r: Response, raw: RawError | None, model: str | None
     ) -> Action:
-        rule = compiled.rule
-        facts = _Facts(r.status, error, model, rule, 1, 0.0, None, None, None)
-        return Action(
-            kind=ActionKind.SUCCEED,
-            classification=rule.classification,
-            retryable=False,
-            delay=0.0,
-            remediation=self._render(rule, facts),
-            rule_id=rule.id,
-            error=error,
-            status=r.status,
-            reasons=(self._why(compiled, r, error, None, None), "succeed"),
-        )
+        d = _Decision(self, compiled, r, raw, None, None, 1, 0.0, model)
+        d.events.append(("succeed",))
+        return self._action(d, ActionKind.SUCCEED, False)
 
     def _unmatched(
-        self, what: str, status: int | None, error: ParsedError | None, transport: str | None = None
+        self,
+        what: str,
+        status: int | None,
+        raw: RawError | None,
+        transport: str | None = None,
     ) -> Action:
-        return Action(
-            kind=ActionKind.FAIL,
-            classification="unknown",
-            retryable=False,
-            delay=0.0,
-            remediation="No rule of the policy covers this outcome; add a catch-all rule.",
-            rule_id="",
-            error=error,
-            status=status,
-            transport=transport,
+        details = _Fixed(
             reasons=(f"no enabled rule matched {what}", "fail: nothing to decide by"),
+            remediation="No rule of the policy covers this outcome; add a catch-all rule.",
+            error=to_error(raw) if raw is not None else None,
+        )
+        return Action(
+            ActionKind.FAIL, "unknown", False, 0.0, "", None, status, transport, details=details
         )
 
     def _unreadable(self, why: str) -> Action:
-        return Action(
-            kind=ActionKind.FAIL,
-            classification="unknown",
-            retryable=False,
-            delay=0.0,
-            remediation="This outcome could not be read; see the explanation.",
-            rule_id="",
+        details = _Fixed(
             reasons=(why, "fail: nothing to decide by"),
+            remediation="This outcome could not be read; see the explanation.",
         )
+        return Action(ActionKind.FAIL, "unknown", False, 0.0, "", details=details)
 
     def _broken(self, exc: Exception) -> Action:
         return self._unreadable(

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from ._model import Match, ParsedError, Policy, Response, Rule
-from ._response import TRANSPORT_FAMILIES
+from ._model import Match, Policy, Response, Rule
+from ._response import TRANSPORT_FAMILIES, RawError
 
 __all__ = ["CompiledRule", "Index", "specificity"]
 
@@ -77,6 +77,8 @@ class CompiledRule:
     methods: frozenset[str]
     transports: frozenset[str]
     error: bool | None
+    implied: bool
+    """Only a status / code / type condition: being in the right index list is a match."""
 
     @classmethod
     def compile(cls, rule: Rule, position: int) -> CompiledRule:
@@ -100,6 +102,7 @@ class CompiledRule:
             methods=frozenset(s.upper() for s in m.method),
             transports=frozenset(m.transport),
             error=m.error,
+            implied=count == 1 and bool(m.status or m.code or m.type),
         )
 
     def describe(self, seen: Mapping[str, str | None] | None = None) -> str:
@@ -141,7 +144,7 @@ class CompiledRule:
             kind in self.transports or TRANSPORT_FAMILIES.get(kind) in self.transports
         )
 
-    def matches(self, response: Response, error: ParsedError | None) -> bool:
+    def matches(self, response: Response, error: RawError | None) -> bool:
         """Whether this rule matches a response and the error its body carries."""
         if self.transports:
             return False
@@ -151,17 +154,17 @@ class CompiledRule:
                 return False
         if self.error is not None and self.error is not (error is not None):
             return False
-        if self.codes and (error is None or error.code not in self.codes):
+        if self.codes and (error is None or error[2] not in self.codes):
             return False
-        if self.types and (error is None or error.type not in self.types):
+        if self.types and (error is None or error[1] not in self.types):
             return False
         if self.messages:
             if error is None:
                 return False
-            text = error.message.lower()
+            text = error[0].lower()
             if not any(s in text for s in self.messages):
                 return False
-        if self.regex is not None and (error is None or not self.regex.search(error.message)):
+        if self.regex is not None and (error is None or not self.regex.search(error[0])):
             return False
         if self.methods and response.method not in self.methods:
             return False
@@ -240,22 +243,31 @@ class Index:
             by_transport={k: _sorted(v) for k, v in by_transport.items()},
         )
 
-    def select(self, response: Response, error: ParsedError | None) -> CompiledRule | None:
+    def select(self, response: Response, error: RawError | None) -> CompiledRule | None:
         """The highest-precedence enabled rule matching a response, or None."""
         best: CompiledRule | None = None
-        lists = [self.by_status.get(response.status, self.any_status)]
-        if error is not None:
-            if error.code is not None and error.code in self.by_code:
-                lists.append(self.by_code[error.code])
-            if error.type is not None and error.type in self.by_type:
-                lists.append(self.by_type[error.type])
-            if self.by_message:
-                lists.append(self.by_message)
+        for rule in self.by_status.get(response.status, self.any_status):
+            if rule.implied or rule.matches(response, error):
+                best = rule
+                break
+        if error is None:
+            return best
+        lists = []
+        if error[2] is not None:
+            by_code = self.by_code.get(error[2])
+            if by_code:
+                lists.append(by_code)
+        if error[1] is not None:
+            by_type = self.by_type.get(error[1])
+            if by_type:
+                lists.append(by_type)
+        if self.by_message:
+            lists.append(self.by_message)
         for candidates in lists:
             for rule in candidates:
                 if best is not None and rule.key <= best.key:
                     break  # sorted: nothing further in this list can win
-                if rule.matches(response, error):
+                if rule.implied or rule.matches(response, error):
                     best = rule
                     break
         return best

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import NewType
+from typing import NewType, Protocol
 
 import attrs
 
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_MAX_ELAPSED",
     "PLACEHOLDERS",
     "Action",
+    "ActionDetails",
     "ActionKind",
     "Backoff",
     "Defaults",
@@ -37,6 +38,7 @@ __all__ = [
     "PolicyTest",
     "Response",
     "Rule",
+    "StaticDetails",
     "StatusRange",
     "TestResponse",
     "index_headers",
@@ -459,6 +461,31 @@ class ParsedError:
     param: str | None = None
 
 
+class ActionDetails(Protocol):
+    """What an ``Action`` tells people, computed when first asked for."""
+
+    @property
+    def error(self) -> ParsedError | None: ...
+
+    @property
+    def remediation(self) -> str: ...
+
+    @property
+    def reasons(self) -> tuple[str, ...]: ...
+
+
+@attrs.frozen
+class StaticDetails:
+    """``ActionDetails`` given up front (for actions built by hand)."""
+
+    error: ParsedError | None = None
+    remediation: str = ""
+    reasons: tuple[str, ...] = ()
+
+
+_NO_DETAILS = StaticDetails()
+
+
 @attrs.frozen
 class Action:
     """What to do about one response or network failure.
@@ -469,31 +496,48 @@ class Action:
         retryable: The error itself is transient, whatever the attempt count.
         delay: Seconds to wait before the next attempt; finite and >= 0. On a
             ``fail`` it is 0, or the server's wait when that was too long.
-        remediation: What to tell a person, secrets redacted.
-        rule_id: The id of the rule that decided.
-        error: The parsed error, or None (success, network failure).
+        rule_id: The id of the rule that decided ("" if none did).
         fallback: The model to use for the next attempt, or None.
         status: The HTTP status, or None for a network failure.
         transport: The network failure kind (``read_timeout``...), or None.
-        reasons: The explanation, one step per item.
+        details: Where ``error``, ``remediation`` and ``reasons`` come from.
+            The engine records its decision and renders these texts only when
+            they are read, so deciding stays cheap. Not part of equality.
+
+    Properties ``error`` (the parsed error, secrets redacted, or None),
+    ``remediation`` (what to tell a person), ``reasons`` (the explanation, a
+    step per item) and ``explanation`` (the reasons as lines).
     """
 
     kind: ActionKind
     classification: str
     retryable: bool
     delay: float
-    remediation: str
     rule_id: str
-    error: ParsedError | None = None
     fallback: str | None = None
     status: int | None = None
     transport: str | None = None
-    reasons: tuple[str, ...] = ()
+    details: ActionDetails = attrs.field(default=_NO_DETAILS, eq=False, repr=False, kw_only=True)
+
+    @property
+    def error(self) -> ParsedError | None:
+        """The error the body carried (message / type / code / param), or None."""
+        return self.details.error
+
+    @property
+    def remediation(self) -> str:
+        """What to tell a person, with secrets redacted."""
+        return self.details.remediation
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The explanation, one step per item."""
+        return self.details.reasons
 
     @property
     def explanation(self) -> str:
         """Why: which rule matched and why, where the delay came from, why it gave up."""
-        return "\n".join(self.reasons)
+        return "\n".join(self.details.reasons)
 
     @property
     def should_retry(self) -> bool:

@@ -28,8 +28,11 @@ __all__ = [
     "coerce_response",
     "extract_amounts",
     "extract_model",
+    "RawError",
     "parse_error",
+    "parse_raw",
     "redact",
+    "to_error",
     "transport_kind",
 ]
 
@@ -85,7 +88,7 @@ _H1 = re.compile(r"<h1[^>]{0,200}>(.{0,2000}?)</h1>", re.IGNORECASE | re.DOTALL)
 def _clip(text: str) -> str:
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 1] + "…"
-    return redact(text)
+    return text
 
 
 def _text_message(body: bytes) -> str:
@@ -133,7 +136,17 @@ def _google_reason(err: dict[str, Any]) -> str | None:
     return None
 
 
-def _from_object(err: dict[str, Any]) -> ParsedError:
+#: ``(message, type, code, param)`` as the body gave them: clipped, not yet
+#: redacted. Never leaves the engine; ``to_error`` makes the public value.
+RawError = tuple[str, "str | None", "str | None", "str | None"]
+
+
+def to_error(raw: RawError) -> ParsedError:
+    """The public ``ParsedError`` of a raw error, secrets redacted."""
+    return ParsedError(message=redact(raw[0]), type=raw[1], code=raw[2], param=raw[3])
+
+
+def _from_object(err: dict[str, Any]) -> RawError:
     code = err.get("code")
     etype = _scalar(err.get("type"))
     status = err.get("status")
@@ -144,15 +157,16 @@ def _from_object(err: dict[str, Any]) -> ParsedError:
         etype = etype or status
         code = _google_reason(err) or code
     param = err.get("param")
-    return ParsedError(
-        message=_message(err.get("message")),
-        type=etype,
-        code=_scalar(code),
-        param=param if isinstance(param, str) and param else None,
+    message = err.get("message")
+    return (
+        _clip(message) if type(message) is str else _message(message),
+        etype,
+        code if type(code) is str and code else _scalar(code),
+        param if isinstance(param, str) and param else None,
     )
 
 
-def _from_json(data: object, success: bool) -> ParsedError | None:
+def _from_json(data: object, success: bool) -> RawError | None:
     if isinstance(data, list) and data and isinstance(data[0], dict) and not success:
         data = data[0]  # Google's streaming endpoints wrap the error in a list
     if not isinstance(data, dict):
@@ -161,22 +175,29 @@ def _from_json(data: object, success: bool) -> ParsedError | None:
     if isinstance(err, dict):
         return _from_object(err)
     if isinstance(err, str) and err:
-        return ParsedError(
-            message=_clip(err), type=_scalar(data.get("type")), code=_scalar(data.get("code"))
-        )
+        return (_clip(err), _scalar(data.get("type")), _scalar(data.get("code")), None)
     if err not in (None, False, "", {}):
-        return ParsedError(message=_message(err))
+        return (_message(err), None, None, None)
     if data.get("object") == "error" or (
         not success and ("message" in data or "code" in data or "type" in data)
     ):
         # Unwrapped {"message", "type", "code"} (vLLM, some gateways)
         return _from_object(data)
     if not success and "detail" in data:  # FastAPI-style
-        return ParsedError(message=_message(data["detail"]))
+        return (_message(data["detail"]), None, None, None)
     return None
 
 
 def parse_error(body: bytes, status: int) -> ParsedError | None:
+    """The error ``body`` carries (secrets redacted), or None; see ``parse_raw``."""
+    raw = parse_raw(body, status)
+    return None if raw is None else to_error(raw)
+
+
+_decode = json.JSONDecoder().decode
+
+
+def parse_raw(body: bytes, status: int) -> RawError | None:
     """The error ``body`` carries, or None.
 
     A 2xx body is an error only if it holds an error object. Any other body
@@ -187,12 +208,12 @@ def parse_error(body: bytes, status: int) -> ParsedError | None:
     success = 200 <= status < 300
     if len(body) > MAX_PARSE_BYTES:
         body = body[:MAX_PARSE_BYTES]
-    if success and b'"error"' not in body:
+    if success and body.find(b'"error"') < 0:
         return None
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped[:1] in (b"{", b"["):
         try:
-            data = json.loads(stripped)
+            data = _decode(stripped.decode("utf-8"))
         except Exception:  # broken, truncated, too deep, not UTF-8
             data = None
         if data is not None:
@@ -202,7 +223,7 @@ def parse_error(body: bytes, status: int) -> ParsedError | None:
     if success:
         return None
     message = _text_message(body) if stripped else ""
-    return ParsedError(message=message) if message else None
+    return (message, None, None, None) if message else None
 
 
 # --- Facts in a message ----------------------------------------------------------
