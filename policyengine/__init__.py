@@ -15,6 +15,7 @@ from ._loading import ENV_VAR, default_policy_path, dump_policy, load_policy
 from ._model import (
     PLACEHOLDERS,
     Action,
+    ActionDetails,
     ActionKind,
     Backoff,
     Defaults,
@@ -29,6 +30,7 @@ from ._model import (
     PolicyTest,
     Response,
     Rule,
+    StaticDetails,
 )
 from ._response import redact, transport_kind
 
@@ -36,6 +38,7 @@ __all__ = [
     "ENV_VAR",
     "PLACEHOLDERS",
     "Action",
+    "ActionDetails",
     "ActionKind",
     "Backoff",
     "Defaults",
@@ -53,6 +56,7 @@ __all__ = [
     "Problem",
     "Response",
     "Rule",
+    "StaticDetails",
     "default_policy_path",
     "dump_policy",
     "load_policy",
