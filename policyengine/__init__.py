@@ -35,13 +35,12 @@ from ._model import (
 from ._response import redact, transport_kind
 
 __all__ = [
-    "ENV_VAR",
-    "PLACEHOLDERS",
     "Action",
     "ActionDetails",
     "ActionKind",
     "Backoff",
     "Defaults",
+    "ENV_VAR",
     "Engine",
     "HintFormat",
     "HintSource",
@@ -49,6 +48,7 @@ __all__ = [
     "Jitter",
     "LongHint",
     "Match",
+    "PLACEHOLDERS",
     "ParsedError",
     "Policy",
     "PolicyError",
