@@ -391,12 +391,15 @@ def index_headers(
     non-text names and values are decoded or ``str()``-ed, malformed items skipped."""
     if not headers:
         return {}
-    items: object
-    if isinstance(headers, Mapping):
+    items: object = headers
+    try:
         multi = getattr(headers, "multi_items", None)  # httpx.Headers keeps repeats there
-        items = multi() if callable(multi) else headers.items()
-    else:
-        items = headers
+        if callable(multi):
+            items = multi()
+        elif callable(getattr(headers, "items", None)):  # mappings, email.message.Message
+            items = headers.items()  # type: ignore[union-attr]
+    except Exception:
+        return {}
     index: dict[str, tuple[str, ...]] = {}
     try:
         for item in items:  # type: ignore[attr-defined, unused-ignore]

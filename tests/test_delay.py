@@ -1,0 +1,180 @@
+"""Backoff math and server wait hints."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import policyengine as pe
+from policyengine._delay import MAX_HINT_SECONDS, compute_backoff, parse_duration, parse_hint
+from policyengine._model import HintFormat, Jitter
+
+from .conftest import NOW
+
+
+class TestParseRetryAfter:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("2", 2.0),
+            ("0", 0.0),
+            (" 120 ", 120.0),
+            ("1.5", 1.5),
+            (b"3", 3.0),
+        ],
+    )
+    def test_delta_seconds(self, value: str | bytes, expected: float) -> None:
+        assert pe.parse_retry_after(value, now=NOW) == expected
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "Wed, 25 Nov 2026 12:00:30 GMT",  # IMF-fixdate
+            "Wednesday, 25-Nov-26 12:00:30 GMT",  # RFC 850
+            "Wed Nov 25 12:00:30 2026",  # asctime
+        ],
+    )
+    def test_http_dates_all_three_forms(self, value: str) -> None:
+        assert pe.parse_retry_after(value, now=NOW) == 30.0
+
+    def test_date_with_offset(self) -> None:
+        assert pe.parse_retry_after("Wed, 25 Nov 2026 13:00:30 +0100", now=NOW) == 30.0
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "-1",
+            "nan",
+            "NaN",
+            "inf",
+            "1e9999",
+            "soon",
+            "",
+            "   ",
+            "2 seconds",
+            "Wed, 25 Nov 2026 11:59:00 GMT",  # in the past
+            "Fri, 31 Dec 9999 23:59:59 GMT",  # absurd
+            "99999999999999",  # over a year
+            "Wed, 99 Nov 2026 12:00:30 GMT",
+            "\x00\xff",
+            "2" * 200,
+            None,
+        ],
+    )
+    def test_unusable_values_give_none(self, value: str | None) -> None:
+        assert pe.parse_retry_after(value, now=NOW) is None
+
+    def test_default_now_is_the_clock(self) -> None:
+        # A date one hour ahead of the real clock is about an hour away.
+        import email.utils
+        import time
+
+        value = email.utils.formatdate(time.time() + 3600, usegmt=True)
+        seconds = pe.parse_retry_after(value)
+        assert seconds is not None
+        assert 3500 < seconds <= 3600
+
+    @given(st.text(max_size=60) | st.binary(max_size=60))
+    def test_never_raises_and_is_finite(self, value: str | bytes) -> None:
+        seconds = pe.parse_retry_after(value, now=NOW)
+        assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= MAX_HINT_SECONDS)
+
+
+class TestParseDuration:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("6m0s", 360.0),
+            ("1s", 1.0),
+            ("250ms", 0.25),
+            ("1h2m3.5s", 3723.5),
+            ("1.5s", 1.5),
+            ("12ms", 0.012),
+            ("0s", 0.0),
+            ("7", 7.0),
+            ("500us", 0.0005),
+        ],
+    )
+    def test_go_durations(self, value: str, expected: float) -> None:
+        assert parse_duration(value) == pytest.approx(expected)
+
+    @pytest.mark.parametrize("value", ["", "s", "6x", "1m-2s", "-1s", "1s2", "ms", "1e3s"])
+    def test_garbage(self, value: str) -> None:
+        assert parse_duration(value) is None
+
+
+class TestParseHint:
+    def test_milliseconds(self) -> None:
+        assert parse_hint("1500", HintFormat.MILLISECONDS) == 1.5
+
+    def test_epoch_milliseconds(self) -> None:
+        assert parse_hint(str(int((NOW + 12) * 1000)), HintFormat.EPOCH_MILLISECONDS, NOW) == 12
+
+    def test_epoch_seconds_past_is_unusable(self) -> None:
+        assert parse_hint(str(int(NOW - 5)), HintFormat.EPOCH_SECONDS, NOW) is None
+
+    def test_epoch_seconds_read_as_milliseconds_is_unusable(self) -> None:
+        # A seconds timestamp read as milliseconds is in 1970: ignored, never "wait 0".
+        assert parse_hint(str(int(NOW + 10)), HintFormat.EPOCH_MILLISECONDS, NOW) is None
+
+    @pytest.mark.parametrize(
+        "value", ["2026-11-25T12:00:05Z", "2026-11-25T12:00:05+00:00", "2026-11-25T13:00:05+01:00"]
+    )
+    def test_rfc3339(self, value: str) -> None:
+        assert parse_hint(value, HintFormat.RFC3339, NOW) == 5.0
+
+    @given(st.text(max_size=40), st.sampled_from(list(HintFormat)))
+    def test_never_raises(self, value: str, fmt: HintFormat) -> None:
+        seconds = parse_hint(value, fmt, NOW)
+        assert seconds is None or (math.isfinite(seconds) and seconds >= 0)
+
+
+class TestBackoff:
+    def test_exponential_without_jitter(self) -> None:
+        rng = random.Random(0)
+        delays = [compute_backoff(n, 0.5, 2.0, 8.0, Jitter.NONE, rng)[0] for n in range(1, 8)]
+        assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+    def test_equal_jitter_bounds(self) -> None:
+        rng = random.Random(0)
+        for n in range(1, 10):
+            delay, base = compute_backoff(n, 1.0, 2.0, 30.0, Jitter.EQUAL, rng)
+            assert base / 2 <= delay <= base
+
+    def test_seeded_jitter_is_reproducible(self) -> None:
+        a = [compute_backoff(n, 1, 2, 30, Jitter.FULL, random.Random(7))[0] for n in range(1, 6)]
+        b = [compute_backoff(n, 1, 2, 30, Jitter.FULL, random.Random(7))[0] for n in range(1, 6)]
+        assert a == b
+
+    def test_huge_attempt_does_not_overflow(self) -> None:
+        delay, base = compute_backoff(10**9, 0.5, 10.0, 60.0, Jitter.NONE, random.Random(0))
+        assert delay == base == 60.0
+
+    @given(
+        attempt=st.integers(min_value=-5, max_value=10**12),
+        initial=st.floats(allow_nan=True, allow_infinity=True),
+        multiplier=st.floats(allow_nan=True, allow_infinity=True),
+        max_delay=st.floats(allow_nan=True, allow_infinity=True),
+        jitter=st.sampled_from(list(Jitter)),
+        seed=st.integers(0, 2**32),
+    )
+    def test_always_finite_and_capped(
+        self,
+        attempt: int,
+        initial: float,
+        multiplier: float,
+        max_delay: float,
+        jitter: Jitter,
+        seed: int,
+    ) -> None:
+        delay, base = compute_backoff(
+            attempt, initial, multiplier, max_delay, jitter, random.Random(seed)
+        )
+        cap = max_delay if math.isfinite(max_delay) and max_delay > 0 else 0.0
+        assert math.isfinite(delay) and math.isfinite(base)
+        assert 0.0 <= delay <= cap
+        assert 0.0 <= base <= cap
