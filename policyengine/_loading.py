@@ -110,6 +110,16 @@ class _Invalid(ValueError):
     """A value of the wrong shape; the message is shown as it is."""
 
 
+def _suggest(value: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss or a unique prefix, else ""."""
+    text, options = str(value), list(choices)
+    close = difflib.get_close_matches(text, options, n=1)
+    if not close and text:
+        close = [c for c in options if c.startswith(text)][:2]
+        close = close if len(close) == 1 else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -252,8 +262,7 @@ def _transport(value: object, _: object = None) -> TransportKind:
     if isinstance(value, str) and value in TRANSPORT_FAMILIES:
         return TransportKind(value)
     known = ", ".join(sorted(TRANSPORT_FAMILIES))
-    close = difflib.get_close_matches(str(value), list(TRANSPORT_FAMILIES), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = _suggest(str(value), list(TRANSPORT_FAMILIES))
     raise _Invalid(f"unknown transport kind {_show(value)}{hint}; known: {known}")
 
 
@@ -328,8 +337,7 @@ def _enum_hook(enum_type: type[E]) -> Callable[[object, object], E]:
             return enum_type(value)
         except (ValueError, TypeError):
             pass
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _suggest(str(value), choices)
         allowed = ", ".join(repr(c) for c in choices)
         raise _Invalid(f"expected one of {allowed}, got {_show(value)}{hint}")
 
@@ -386,8 +394,7 @@ def _walk(exc: BaseException, path: KeyPath, cls: type | None) -> Iterable[tuple
     elif isinstance(exc, ForbiddenExtraKeysError):
         known = [f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
         for key in sorted(exc.extra_fields):
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = _suggest(key, known)
             yield (*path, key), f"unknown key{hint}; known keys: {', '.join(known)}"
     elif isinstance(exc, KeyError):
         yield path, "required key is missing"
@@ -469,8 +476,7 @@ class _Merge:
             if key == "inherit":
                 continue
             if key not in _TOP_KEYS:
-                close = difflib.get_close_matches(key, _TOP_KEYS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = _suggest(key, _TOP_KEYS)
                 self.problems.append(
                     Problem(
                         file,

@@ -1,0 +1,365 @@
+"""Loading policy files: layering, overrides, errors with key paths, round-trip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import policyengine as pe
+from policyengine._loading import policy_to_dict
+
+MINIMAL = """
+inherit = false
+[[rules]]
+id = "all"
+classification = "anything"
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def problems(*layers: object, **kwargs: bool) -> list[str]:
+    with pytest.raises(pe.PolicyError) as caught:
+        pe.load_policy(*layers, **kwargs)  # type: ignore[arg-type]
+    return str(caught.value).splitlines()
+
+
+class TestLayering:
+    def test_default_alone(self, default_policy: pe.Policy) -> None:
+        assert default_policy.rule("rate-limit").classification == "rate_limit"
+        assert default_policy.sources == (str(pe.default_policy_path()),)
+
+    def test_a_lone_file_overrides_the_default(self, tmp_path: Path) -> None:
+        prod = write(tmp_path, "prod.toml", '[[rules]]\nid = "rate-limit"\nmax_attempts = 2\n')
+        policy = pe.load_policy(prod)
+        rule = policy.rule("rate-limit")
+        assert rule.max_attempts == 2
+        assert rule.classification == "rate_limit"  # untouched keys stay
+        assert rule.backoff.max_delay == 30.0
+        assert policy.origins["$.rules[4].max_attempts"] == prod
+        assert policy.rule("invalid-api-key") == pe.load_policy().rule("invalid-api-key")
+
+    def test_inherit_false_is_a_whole_policy(self, tmp_path: Path) -> None:
+        policy = pe.load_policy(write(tmp_path, "base.toml", MINIMAL))
+        assert [r.id for r in policy.rules] == ["all"]
+
+    def test_layers_apply_in_order(self, tmp_path: Path) -> None:
+        base = write(tmp_path, "base.toml", MINIMAL + "max_attempts = 5\n")
+        prod = write(tmp_path, "prod.toml", '[[rules]]\nid = "all"\nmax_attempts = 2\n')
+        assert pe.load_policy(base, prod).rule("all").max_attempts == 2
+        assert pe.load_policy(prod, base).rule("all").max_attempts == 5
+
+    def test_defaults_merge_key_by_key_and_reach_rules(self, tmp_path: Path) -> None:
+        prod = write(tmp_path, "prod.toml", "[defaults.backoff]\njitter = 'none'\n")
+        policy = pe.load_policy(prod)
+        assert policy.defaults.backoff.jitter is pe.Jitter.NONE
+        assert policy.defaults.backoff.initial == 0.5
+        # A rule that sets its own backoff table keeps its keys, inherits the rest.
+        assert policy.rule("rate-limit").backoff == pe.Backoff(1.0, 2.0, 30.0, pe.Jitter.NONE)
+
+    def test_disable_a_rule(self) -> None:
+        policy = pe.load_policy({"rules": [{"id": "quota-exhausted", "enabled": False}]})
+        assert not policy.rule("quota-exhausted").enabled
+        engine = pe.Engine(policy)
+        body = b'{"error": {"message": "quota", "type": "x", "code": "insufficient_quota"}}'
+        assert engine.evaluate(pe.Response(429, {}, body)).rule_id == "rate-limit"
+
+    def test_match_is_replaced_whole(self) -> None:
+        policy = pe.load_policy({"rules": [{"id": "request-too-large", "match": {"status": 413}}]})
+        assert policy.rule("request-too-large").match == pe.Match(
+            status=(pe.load_policy().rule("payload-too-large").match.status)
+        )
+
+    def test_new_rules_of_an_override_win_ties(self) -> None:
+        new = {"id": "my-429", "match": {"status": 429}, "classification": "mine"}
+        policy = pe.load_policy({"rules": [new]})
+        assert policy.rules[0].id == "my-429"
+        assert pe.Engine(policy).evaluate(pe.Response(429)).classification == "mine"
+
+    def test_env_var_adds_override_files(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        a = write(tmp_path, "a.toml", '[[rules]]\nid = "rate-limit"\nmax_attempts = 2\n')
+        b = write(tmp_path, "b.toml", '[[rules]]\nid = "rate-limit"\nmax_attempts = 3\n')
+        monkeypatch.setenv(pe.ENV_VAR, f"{a}{os.pathsep}{b}")
+        assert pe.load_policy().rule("rate-limit").max_attempts == 3
+        assert pe.load_policy(env=False).rule("rate-limit").max_attempts == 5
+        assert pe.Engine().policy.rule("rate-limit").max_attempts == 3
+
+    def test_dict_layers(self) -> None:
+        policy = pe.load_policy({"defaults": {"max_attempts": 9}}, default=True)
+        assert policy.rule("server-error").max_attempts == 9
+        assert policy.rule("rate-limit").max_attempts == 5  # set by the rule itself
+
+
+class TestErrors:
+    def test_every_problem_with_file_and_key_path(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "bad.toml",
+            """
+[defaults]
+max_atempts = 3
+backoff = { initial = "ten", jitter = "ful" }
+
+[[rules]]
+id = "a"
+match = { status = "6xx0", message_regex = "(" }
+remediation = "Hi {nope}"
+max_attempts = 0
+
+[[rules]]
+id = "a"
+
+[[rules]]
+match = { status = 429 }
+
+[[rules]]
+id = "b"
+match = { transport = "tiemout", method = "PO ST" }
+backoff = { multiplier = 0.5 }
+action = "retri"
+retryable = "yes"
+""",
+        )
+        placeholders = ", ".join(sorted(pe.PLACEHOLDERS))
+        assert problems(bad) == [
+            f"{bad}: $.rules[1].id: duplicate id 'a' (first at $.rules[0])",
+            f"{bad}: $.rules[2].id: required key is missing",
+            f"{bad}: $.defaults.backoff.initial: expected a number >= 0, got 'ten'",
+            f"{bad}: $.defaults.backoff.jitter: expected one of 'none', 'full', 'equal', "
+            "'decorrelated', got 'ful' (did you mean 'full'?)",
+            f"{bad}: $.defaults.max_atempts: unknown key (did you mean 'max_attempts'?); known "
+            "keys: classification, retryable, action, backoff, max_attempts, max_elapsed, "
+            "hint_max, on_long_hint, use_hints, honour_should_retry, fallback, remediation",
+            f"{bad}: $.rules[0].match.status: expected a status (429), a class ('5xx') or a "
+            "range ('500-599'), got '6xx0'",
+            f"{bad}: $.rules[0].match.message_regex: invalid regular expression '(': missing ), "
+            "unterminated subpattern at position 0",
+            f"{bad}: $.rules[0].max_attempts: expected a whole number >= 1, got 0",
+            f"{bad}: $.rules[0].remediation: unknown placeholder {{nope}}; known: {placeholders}",
+            f"{bad}: $.rules[3].match.method: expected an HTTP method name such as 'POST', "
+            "got 'PO ST'",
+            f"{bad}: $.rules[3].match.transport: unknown transport kind 'tiemout' (did you mean "
+            "'timeout'?); known: connect_timeout, connection, dns, incomplete, pool_timeout, "
+            "protocol, read_timeout, refused, reset, timeout, tls, write_timeout",
+            f"{bad}: $.rules[3].retryable: expected true or false, got 'yes'",
+            f"{bad}: $.rules[3].action: expected one of 'succeed', 'retry', 'fallback', 'fail', "
+            "got 'retri' (did you mean 'retry'?)",
+            f"{bad}: $.rules[3].backoff.multiplier: expected a number >= 1, got 0.5",
+        ]
+
+    def test_syntax_error_has_line_and_column(self, tmp_path: Path) -> None:
+        bad = write(tmp_path, "syntax.toml", "x = [1,\n  2\ny = 3\n")
+        assert problems(bad) == [f"{bad}: line 3, column 1: invalid TOML: Unclosed array"]
+
+    def test_missing_and_unreadable_files(self, tmp_path: Path) -> None:
+        missing = str(tmp_path / "nope.toml")
+        assert problems(missing) == [f"{missing}: cannot read: No such file or directory"]
+        assert problems(str(tmp_path)) == [f"{tmp_path}: cannot read: it is a directory"]
+        binary = tmp_path / "bin.toml"
+        binary.write_bytes(b"x = '\xff'")
+        assert problems(str(binary)) == [f"{binary}: not UTF-8 text (byte 0xff at offset 5)"]
+
+    def test_problems_of_every_file_in_layer_order(self, tmp_path: Path) -> None:
+        a = write(tmp_path, "a.toml", "[defaults]\nmax_attempts = -1\n")
+        b = write(tmp_path, "b.toml", "x = \n")
+        c = str(tmp_path / "c.toml")
+        assert [line.split(":")[0] for line in problems(a, b, c)] == [a, b, c]
+
+    def test_override_problem_names_the_override_file(self, tmp_path: Path) -> None:
+        prod = write(
+            tmp_path,
+            "prod.toml",
+            '[[rules]]\nid = "x"\n\n[[rules]]\nid = "rate-limit"\nhint_max = -5\n',
+        )
+        assert problems(prod) == [f"{prod}: $.rules[1].hint_max: expected a number >= 0, got -5"]
+
+    def test_unknown_top_level_key(self, tmp_path: Path) -> None:
+        bad = write(tmp_path, "typo.toml", "[rule]\nid = 'x'\n")
+        assert problems(bad) == [
+            f"{bad}: $.rule: unknown key (did you mean 'rules'?); known keys: inherit, "
+            "description, defaults, hints, rules, tests"
+        ]
+
+    def test_wrong_shapes(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "shapes.toml",
+            'inherit = 1\nrules = "x"\n[hints]\nsources = [{ header = "a", format = "dur" }]\n',
+        )
+        assert problems(bad) == [
+            f"{bad}: $.inherit: expected true or false, got 1",
+            f"{bad}: $.rules: expected an array of tables, got a string",
+            f"{bad}: $.hints.sources[0].format: expected one of 'retry-after', 'seconds', "
+            "'milliseconds', 'duration', 'epoch-seconds', 'epoch-milliseconds', 'rfc3339', "
+            "got 'dur' (did you mean 'duration'?)",
+        ]
+
+    def test_tests_entries_are_checked(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "t.toml",
+            """
+[[tests]]
+name = "both"
+response = { status = 200, transport = "timeout" }
+expect = { kind = "succeed" }
+
+[[tests]]
+name = "range"
+response = { status = 429 }
+expect = { delay = [5, 1], kind = "wait" }
+""",
+        )
+        assert problems(bad) == [
+            f"{bad}: $.tests[1].expect.kind: expected one of 'succeed', 'retry', 'fallback', "
+            "'fail', got 'wait'",
+            f"{bad}: $.tests[1].expect.delay: expected low <= high, got [5, 1]",
+            f"{bad}: $.tests[0].response: give exactly one of status (a response) or transport "
+            "(a failure)",
+        ]
+
+    def test_nothing_is_half_applied(self, tmp_path: Path) -> None:
+        engine = pe.Engine(pe.load_policy())
+        good = write(tmp_path, "good.toml", '[[rules]]\nid = "rate-limit"\nmax_attempts = 2\n')
+        bad = write(tmp_path, "bad.toml", "[defaults]\nmax_attempts = 0\n")
+        with pytest.raises(pe.PolicyError):
+            pe.load_policy(good, bad)
+        assert engine.policy.rule("rate-limit").max_attempts == 5
+
+    def test_policy_error_pickles(self) -> None:
+        import pickle
+
+        error = pe.PolicyError([pe.Problem("f.toml", "$.x", "bad")])
+        again = pickle.loads(pickle.dumps(error))
+        assert again.problems == error.problems
+        assert str(again) == "f.toml: $.x: bad"
+
+
+class TestRoundTrip:
+    def test_default_policy(self, tmp_path: Path, default_policy: pe.Policy) -> None:
+        path = write(tmp_path, "dumped.toml", pe.dump_policy(default_policy))
+        assert pe.load_policy(path, default=False) == default_policy
+
+    def test_dump_is_compact(self, default_policy: pe.Policy) -> None:
+        data = policy_to_dict(default_policy)
+        success = next(r for r in data["rules"] if r["id"] == "success")
+        assert "backoff" not in success and "max_attempts" not in success
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.data())
+    def test_random_policies(self, data: st.DataObject) -> None:
+        policy = data.draw(policies())
+        text = pe.dump_policy(policy)
+        loaded = pe.load_policy({"inherit": False, **_toml(text)}, default=False, env=False)
+        assert loaded == policy
+
+
+def _toml(text: str) -> dict[str, object]:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+names = st.text("abcdefghijklmnopqrstuvwxyz_-", min_size=1, max_size=12)
+seconds = st.floats(0, 1e6, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> pe.Policy:
+    backoffs = st.builds(
+        pe.Backoff,
+        initial=seconds,
+        multiplier=st.floats(1, 100, allow_nan=False),
+        max_delay=seconds,
+        jitter=st.sampled_from(list(pe.Jitter)),
+    )
+    statuses = st.lists(
+        st.integers(100, 599).map(lambda s: pe._model.StatusRange(s, s))
+        | st.integers(1, 5).map(lambda c: pe._model.StatusRange(c * 100, c * 100 + 99)),
+        max_size=3,
+    ).map(tuple)
+    matches = st.builds(
+        pe.Match,
+        status=statuses,
+        code=st.lists(names, max_size=3).map(tuple),
+        type=st.lists(names, max_size=2).map(tuple),
+        message=st.lists(names, max_size=2).map(tuple),
+        message_regex=st.none() | st.sampled_from(["over.*load", "^x$", "quota"]),
+        headers=st.dictionaries(names, st.booleans() | names, max_size=2),
+        method=st.lists(st.sampled_from(["GET", "POST"]), max_size=2, unique=True).map(tuple),
+        transport=st.lists(st.sampled_from(["timeout", "reset", "dns"]), max_size=2).map(tuple),
+        error=st.none() | st.booleans(),
+    )
+    templates = st.sampled_from(["", "Wait {retry_after}s", "{message} ({code})", "{{literal}}"])
+    defaults = draw(
+        st.builds(
+            pe.Defaults,
+            classification=names,
+            retryable=st.booleans(),
+            action=st.sampled_from(list(pe.ActionKind)),
+            backoff=backoffs,
+            max_attempts=st.integers(1, 50),
+            max_elapsed=seconds,
+            hint_max=seconds,
+            on_long_hint=st.sampled_from(list(pe.LongHint)),
+            use_hints=st.booleans(),
+            honour_should_retry=st.booleans(),
+            fallback=st.lists(names, max_size=3).map(tuple),
+            remediation=templates,
+        )
+    )
+    ids = draw(st.lists(names, min_size=1, max_size=6, unique=True))
+    rules = tuple(
+        draw(
+            st.builds(
+                pe.Rule,
+                id=st.just(rule_id),
+                match=matches,
+                enabled=st.booleans(),
+                classification=names,
+                retryable=st.booleans(),
+                action=st.sampled_from(list(pe.ActionKind)),
+                backoff=backoffs,
+                max_attempts=st.integers(1, 50),
+                max_elapsed=seconds,
+                hint_max=seconds,
+                on_long_hint=st.sampled_from(list(pe.LongHint)),
+                use_hints=st.booleans(),
+                honour_should_retry=st.booleans(),
+                fallback=st.lists(names, max_size=3).map(tuple),
+                remediation=templates,
+                description=st.text(max_size=20),
+            )
+        )
+        for rule_id in ids
+    )
+    hints = pe.Hints(
+        sources=tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        pe.HintSource, header=names, format=st.sampled_from(list(pe.HintFormat))
+                    ),
+                    max_size=3,
+                )
+            )
+        ),
+        should_retry_header=draw(st.sampled_from(["", "x-should-retry"])),
+    )
+    return pe.Policy(
+        defaults=defaults, rules=rules, hints=hints, description=draw(st.text(max_size=20))
+    )
