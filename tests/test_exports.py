@@ -22,6 +22,13 @@ def test_no_private_or_module_leaks() -> None:
 
 
 def test_contract_names() -> None:
-    for name in ("load_policy", "Engine", "Response", "Action", "ActionKind",
-                 "parse_retry_after", "PolicyError"):
+    for name in (
+        "load_policy",
+        "Engine",
+        "Response",
+        "Action",
+        "ActionKind",
+        "parse_retry_after",
+        "PolicyError",
+    ):
         assert name in pe.__all__
