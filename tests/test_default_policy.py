@@ -1,0 +1,522 @@
+"""The bundled default policy decides every row and code of the gateway doc
+(shared/seeds: "03 - Error Codes") as it recommends, and what real providers
+and gateways send beyond it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import policyengine as pe
+
+from .conftest import error_body
+
+K = pe.ActionKind
+
+# Status table of the doc: status -> (classification, kind on attempt 1, retryable,
+# words of the doc's "Recommended Action" that the remediation must carry).
+STATUS_TABLE = [
+    (200, "success", K.SUCCEED, False, ""),
+    (
+        400,
+        "bad_request",
+        K.FAIL,
+        False,
+        "Check JSON format and ensure all required parameters are present",
+    ),
+    (
+        401,
+        "authentication",
+        K.FAIL,
+        False,
+        "Verify that your API Key is correct and has not expired or been disabled",
+    ),
+    (
+        403,
+        "permission_denied",
+        K.FAIL,
+        False,
+        "This key may not be authorized to access the requested model",
+    ),
+    (
+        429,
+        "rate_limit",
+        K.RETRY,
+        True,
+        "Reduce request frequency, or contact support to increase your RPM quota",
+    ),
+    (
+        500,
+        "server_error",
+        K.RETRY,
+        True,
+        "Retry the request; if the issue persists, submit a support ticket",
+    ),
+    (
+        502,
+        "upstream_unavailable",
+        K.RETRY,
+        True,
+        "Wait and retry; consider switching to an alternative model",
+    ),
+    (
+        503,
+        "upstream_unavailable",
+        K.RETRY,
+        True,
+        "Wait and retry; consider switching to an alternative model",
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "classification", "kind", "retryable", "advice"), STATUS_TABLE)
+def test_status_table(
+    engine: pe.Engine,
+    status: int,
+    classification: str,
+    kind: pe.ActionKind,
+    retryable: bool,
+    advice: str,
+) -> None:
+    action = engine.evaluate(pe.Response(status, {}, b""))
+    assert (action.classification, action.kind, action.retryable) == (
+        classification,
+        kind,
+        retryable,
+    )
+    assert advice.lower() in action.remediation.lower()
+
+
+# Common errors of the doc: code -> (classification, kind, retryable, cause, solution).
+CODES = [
+    (
+        "invalid_api_key",
+        401,
+        "Invalid API key provided: sk-nex-xxx...xxx.",
+        "authentication",
+        K.FAIL,
+        False,
+        "The API Key is incorrect or has been deleted",
+        "Go to the console to verify the key status and re-copy the full key",
+    ),
+    (
+        "model_not_found",
+        404,
+        "Model 'gpt-9' not found",
+        "not_found",
+        K.FAIL,
+        False,
+        "The model ID is misspelled, or the model is not enabled for your plan",
+        "Query the /v1/models endpoint to retrieve the full list of available models",
+    ),
+    (
+        "rate_limit_exceeded",
+        429,
+        "Rate limit exceeded",
+        "rate_limit",
+        K.RETRY,
+        True,
+        "Request frequency has exceeded the RPM (requests per minute) quota",
+        "Reduce request frequency and increase the interval between requests",
+    ),
+    (
+        "context_length_exceeded",
+        400,
+        "This model's maximum context length is 8192 tokens",
+        "context_length",
+        K.FAIL,
+        False,
+        "The combined input and output token count exceeds the model's context limit",
+        "Reduce the input length or lower the max_tokens parameter",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message", "classification", "kind", "retryable", "cause", "solution"), CODES
+)
+def test_common_error_codes(
+    engine: pe.Engine,
+    code: str,
+    status: int,
+    message: str,
+    classification: str,
+    kind: pe.ActionKind,
+    retryable: bool,
+    cause: str,
+    solution: str,
+) -> None:
+    action = engine.evaluate(pe.Response(status, {}, error_body(message, "x", code)))
+    assert (action.classification, action.kind, action.retryable) == (
+        classification,
+        kind,
+        retryable,
+    )
+    assert action.rule_id == code.replace("_", "-")
+    assert f"Cause: {cause}" in action.remediation
+    assert solution in action.remediation
+
+
+def test_remediation_fills_the_doc_placeholders(engine: pe.Engine) -> None:
+    missing = engine.evaluate(
+        pe.Response(404, {}, error_body("Model 'gpt-9' not found", None, "model_not_found"))
+    )
+    assert missing.remediation.startswith("Model 'gpt-9' not found.")
+    context = engine.evaluate(
+        pe.Response(
+            400,
+            {},
+            error_body(
+                "This model's maximum context length is 8192 tokens.",
+                None,
+                "context_length_exceeded",
+            ),
+        )
+    )
+    assert context.remediation.startswith("This model's maximum context length is 8192 tokens.")
+    unknown = engine.evaluate(
+        pe.Response(400, {}, error_body("x", None, "context_length_exceeded"))
+    )
+    assert unknown.remediation.startswith("This model's maximum context length is (unknown)")
+
+
+def test_retry_strategy_is_exponential_for_429_and_5xx(default_policy: pe.Policy) -> None:
+    import random
+
+    engine = pe.Engine(
+        pe.load_policy({"defaults": {"backoff": {"jitter": "none"}}}, env=False),
+        rng=random.Random(0),
+    )
+    for status, first in ((429, 1.0), (500, 0.5), (502, 0.5), (503, 0.5), (504, 0.5)):
+        delays = [engine.evaluate(pe.Response(status), attempt=n).delay for n in (1, 2, 3)]
+        assert delays == [first, first * 2, first * 4], status
+
+
+# Beyond the doc: (status, body, headers) -> (classification, kind, rule)
+REAL_WORLD = [
+    # An exhausted quota is not a rate limit, whatever the status.
+    (
+        429,
+        error_body(
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            "insufficient_quota",
+        ),
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted",
+    ),
+    (
+        429,
+        error_body("You exceeded your current quota", "insufficient_quota", None),
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-type",
+    ),
+    (
+        403,
+        error_body("用户额度不足", "new_api_error", "insufficient_user_quota"),
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted",
+    ),
+    (
+        402,
+        error_body("Insufficient Balance", "unknown_error", "invalid_request_error"),
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+    ),
+    (
+        402,
+        b'{"error": {"code": 402, "message": "Insufficient credits"}}',
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+    ),
+    (
+        400,
+        b'{"type": "error", "error": {"type": "invalid_request_error", "message": "Your credit '
+        b'balance is too low to access the Anthropic API."}}',
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+    ),
+    (
+        429,
+        error_body("quota", "insufficient_quota", "insufficient_quota"),
+        {"Retry-After": "1"},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted",
+    ),
+    # A code beats a misleading status.
+    (
+        503,
+        error_body(
+            "No available channel for model gpt-4o under group default",
+            "new_api_error",
+            "model_not_found",
+        ),
+        {},
+        "not_found",
+        K.FAIL,
+        "model-not-found",
+    ),
+    (
+        400,
+        json.dumps(
+            {
+                "error": {
+                    "code": 400,
+                    "message": "API key not valid.",
+                    "status": "INVALID_ARGUMENT",
+                    "details": [{"reason": "API_KEY_INVALID"}],
+                }
+            }
+        ).encode(),
+        {},
+        "authentication",
+        K.FAIL,
+        "invalid-api-key",
+    ),
+    (
+        429,
+        error_body(
+            "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, Requested 30601.",
+            "tokens",
+            "rate_limit_exceeded",
+        ),
+        {},
+        "bad_request",
+        K.FAIL,
+        "request-too-large",
+    ),
+    # Overload and gateway timeouts are transient.
+    (
+        529,
+        b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+        {},
+        "overloaded",
+        K.RETRY,
+        "overloaded-message",
+    ),  # two conditions beat one
+    (
+        200,
+        b'{"type":"error","error":{"type":"overloaded_error","message":"busy"}}',
+        {},
+        "overloaded",
+        K.RETRY,
+        "overloaded-type",
+    ),
+    (529, b"", {}, "overloaded", K.RETRY, "overloaded"),
+    (
+        503,
+        json.dumps(
+            [
+                {
+                    "error": {
+                        "code": 503,
+                        "message": "The model is overloaded.",
+                        "status": "UNAVAILABLE",
+                    }
+                }
+            ]
+        ).encode(),
+        {},
+        "overloaded",
+        K.RETRY,
+        "overloaded-message",
+    ),
+    (
+        504,
+        b"<html><head><title>504 Gateway Time-out</title></head></html>",
+        {},
+        "timeout",
+        K.RETRY,
+        "request-timeout",
+    ),
+    (
+        524,
+        b"<!DOCTYPE html><title>example.com | 524: A timeout occurred</title>",
+        {},
+        "timeout",
+        K.RETRY,
+        "request-timeout",
+    ),
+    (
+        522,
+        b"<!DOCTYPE html><title>522: Connection timed out</title>",
+        {},
+        "upstream_unavailable",
+        K.RETRY,
+        "proxy-unavailable",
+    ),
+    (
+        502,
+        b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+        {},
+        "upstream_unavailable",
+        K.RETRY,
+        "upstream-unavailable",
+    ),
+    (
+        429,
+        b'{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}',
+        {},
+        "rate_limit",
+        K.RETRY,
+        "rate-limit-type",
+    ),
+    (
+        429,
+        b'{"error": {"code": 429, "message": "Resource has been exhausted", '
+        b'"status": "RESOURCE_EXHAUSTED"}}',
+        {},
+        "rate_limit",
+        K.RETRY,
+        "rate-limit-type",
+    ),
+    (
+        400,
+        b'{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too '
+        b'long: 208310 tokens > 200000 maximum"}}',
+        {},
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+    ),
+    (
+        403,
+        b"<html>challenge</html>",
+        {"cf-mitigated": "challenge"},
+        "permission_denied",
+        K.FAIL,
+        "bot-challenge",
+    ),
+    # An error object inside a 2xx body is an error.
+    (
+        200,
+        b'{"id": "gen-1", "error": {"code": 502, "message": "Provider disconnected"}}',
+        {},
+        "server_error",
+        K.RETRY,
+        "error-in-success",
+    ),
+    (
+        200,
+        error_body("Invalid API key", "authentication_error", "invalid_api_key"),
+        {},
+        "authentication",
+        K.FAIL,
+        "invalid-api-key",
+    ),
+    (418, b"I'm a teapot", {}, "bad_request", K.FAIL, "client-error"),
+    (501, b"", {}, "server_error", K.FAIL, "not-implemented"),
+    (599, b"", {}, "server_error", K.RETRY, "server-error-range"),
+    (302, b"", {}, "unknown", K.FAIL, "unknown"),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "classification", "kind", "rule"), REAL_WORLD
+)
+def test_real_world(
+    engine: pe.Engine,
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    classification: str,
+    kind: pe.ActionKind,
+    rule: str,
+) -> None:
+    action = engine.evaluate(pe.Response(status, headers, body))
+    assert (action.classification, action.kind, action.rule_id) == (classification, kind, rule)
+
+
+def test_quota_ignores_should_retry_true(engine: pe.Engine) -> None:
+    body = error_body("quota", "insufficient_quota", "insufficient_quota")
+    action = engine.evaluate(pe.Response(429, {"x-should-retry": "true"}, body))
+    assert action.kind is K.FAIL
+
+
+@pytest.mark.parametrize(
+    ("exc", "classification", "kind"),
+    [
+        (TimeoutError(), "timeout", K.RETRY),
+        (ConnectionResetError(), "connection", K.RETRY),
+        (ConnectionRefusedError(), "connection", K.RETRY),
+        (__import__("ssl").SSLCertVerificationError(), "connection", K.FAIL),
+    ],
+)
+def test_network_failures(
+    engine: pe.Engine, exc: BaseException, classification: str, kind: pe.ActionKind
+) -> None:
+    action = engine.evaluate(exc)
+    assert (action.classification, action.kind) == (classification, kind)
+
+
+def test_classification_names(default_policy: pe.Policy) -> None:
+    names = {r.classification for r in default_policy.rules}
+    assert names == {
+        "success",
+        "bad_request",
+        "authentication",
+        "permission_denied",
+        "not_found",
+        "rate_limit",
+        "quota_exhausted",
+        "context_length",
+        "server_error",
+        "upstream_unavailable",
+        "overloaded",
+        "timeout",
+        "connection",
+        "unknown",
+    }
+
+
+def test_every_rule_is_reachable(default_policy: pe.Policy) -> None:
+    ids = {r.id for r in default_policy.rules}
+    covered = {row[-1] for row in REAL_WORLD} | {c[0].replace("_", "-") for c in CODES}
+    covered |= {
+        "success",
+        "bad-request",
+        "authentication",
+        "permission-denied",
+        "rate-limit",
+        "server-error",
+        "upstream-unavailable",
+        "timeout",
+        "connection",
+        "tls",
+    }
+    uncovered = ids - covered
+    # Each remaining rule, fed a response made for it, is the one that decides.
+    probes = {
+        "payload-too-large": pe.Response(413),
+        "request-too-large-type": pe.Response(
+            413, {}, b'{"type":"error","error":{"type":"request_too_large","message":"big"}}'
+        ),
+        "authentication-type": pe.Response(401, {}, error_body("no", "authentication_error")),
+        "permission-type": pe.Response(403, {}, error_body("no", "permission_error")),
+        "not-found": pe.Response(404),
+        "not-found-type": pe.Response(404, {}, error_body("no", "not_found_error")),
+        "content-filter": pe.Response(400, {}, error_body("no", None, "content_filter")),
+        "unprocessable": pe.Response(422),
+        "conflict": pe.Response(409),
+        "no-channel": pe.Response(503, {}, error_body("当前分组 default 下对于模型 x 无可用渠道")),
+        "server-error-type": pe.Response(500, {}, error_body("oops", "api_error")),
+        "payment-required": pe.Response(402),
+    }
+    engine = pe.Engine(default_policy)
+    for rule_id, response in probes.items():
+        assert engine.evaluate(response).rule_id == rule_id
+    assert uncovered - set(probes) == set()

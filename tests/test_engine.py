@@ -1,0 +1,411 @@
+"""Engine mechanics on small policies: precedence, hints, giving up, fallback."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import policyengine as pe
+
+from .conftest import NOW, error_body
+
+K = pe.ActionKind
+
+
+def engine_for(*rules: dict[str, Any], **top: Any) -> pe.Engine:
+    layer: dict[str, Any] = {"inherit": False, "rules": list(rules), **top}
+    layer.setdefault(
+        "hints",
+        {
+            "sources": [
+                {"header": "retry-after-ms", "format": "milliseconds"},
+                {"header": "retry-after", "format": "retry-after"},
+                {"header": "x-ratelimit-reset-requests", "format": "duration"},
+            ]
+        },
+    )
+    policy = pe.load_policy(layer, default=False, env=False)
+    return pe.Engine(policy, clock=lambda: NOW, rng=random.Random(0))
+
+
+RETRY = {
+    "classification": "transient",
+    "retryable": True,
+    "action": "retry",
+    "max_attempts": 4,
+    "max_elapsed": 100.0,
+    "hint_max": 60.0,
+    "backoff": {"initial": 1.0, "multiplier": 2.0, "max_delay": 10.0, "jitter": "none"},
+}
+
+
+class TestPrecedence:
+    def test_specific_beats_status_beats_range_beats_catch_all(self) -> None:
+        engine = engine_for(
+            {"id": "any"},
+            {"id": "range", "match": {"status": "4xx"}},
+            {"id": "exact", "match": {"status": 429}},
+            {"id": "code", "match": {"code": "slow_down"}},
+        )
+        assert (
+            engine.evaluate(pe.Response(429, {}, error_body("x", None, "slow_down"))).rule_id
+            == "code"
+        )
+        assert engine.evaluate(pe.Response(429)).rule_id == "exact"
+        assert engine.evaluate(pe.Response(404)).rule_id == "range"
+        assert engine.evaluate(pe.Response(302)).rule_id == "any"
+
+    def test_more_conditions_win_then_order(self) -> None:
+        engine = engine_for(
+            {"id": "first", "match": {"code": "c"}},
+            {"id": "second", "match": {"code": "c"}},
+            {"id": "both", "match": {"code": "c", "status": 500}},
+        )
+        assert engine.evaluate(pe.Response(500, {}, error_body("m", None, "c"))).rule_id == "both"
+        assert engine.evaluate(pe.Response(400, {}, error_body("m", None, "c"))).rule_id == "first"
+
+    def test_message_substring_and_regex(self) -> None:
+        engine = engine_for(
+            {"id": "any"},
+            {"id": "sub", "match": {"message": ["Busy", "overloaded"]}},
+            {"id": "re", "match": {"message_regex": r"try again in \d+s", "status": 429}},
+        )
+        assert engine.evaluate(pe.Response(500, {}, b"Server BUSY")).rule_id == "sub"
+        assert engine.evaluate(pe.Response(429, {}, error_body("try again in 5s"))).rule_id == "re"
+        assert engine.evaluate(pe.Response(500, {}, b"fine")).rule_id == "any"
+
+    def test_headers_and_methods(self) -> None:
+        engine = engine_for(
+            {"id": "any"},
+            {"id": "post-only", "match": {"status": 500, "method": "POST"}},
+            {"id": "hdr", "match": {"status": 500, "headers": {"X-Cache": "MISS"}}},
+            {"id": "absent", "match": {"status": 503, "headers": {"retry-after": False}}},
+        )
+        assert engine.evaluate(pe.Response(500, method="post")).rule_id == "any"
+        assert engine.evaluate(pe.Response(500), method="post").rule_id == "post-only"
+        assert engine.evaluate(pe.Response(500, {"x-cache": " miss "})).rule_id == "hdr"
+        assert engine.evaluate(pe.Response(503)).rule_id == "absent"
+        assert engine.evaluate(pe.Response(503, {"Retry-After": "1"})).rule_id == "any"
+
+    def test_transport_families_and_kinds(self) -> None:
+        engine = engine_for(
+            {"id": "any"},
+            {"id": "timeouts", "match": {"transport": "timeout"}},
+            {"id": "refused", "match": {"transport": "refused"}},
+            {"id": "post-read", "match": {"transport": "read_timeout", "method": "POST"}},
+        )
+        assert engine.evaluate(TimeoutError()).rule_id == "timeouts"
+        assert engine.evaluate(ConnectionRefusedError()).rule_id == "refused"
+        assert engine.evaluate(ConnectionResetError()).rule_id == "any"
+        import httpx
+
+        read = httpx.ReadTimeout("x", request=httpx.Request("POST", "http://127.0.0.1/"))
+        assert engine.evaluate(read).rule_id == "post-read"
+        assert engine.evaluate(httpx.ReadTimeout("x"), method="GET").rule_id == "timeouts"
+
+    def test_disabled_rules_never_match(self) -> None:
+        engine = engine_for({"id": "off", "enabled": False})
+        action = engine.evaluate(pe.Response(500))
+        assert (action.kind, action.rule_id) == (K.FAIL, "")
+        assert "no enabled rule matched status 500" in action.explanation
+
+
+class TestRetries:
+    def test_backoff_then_give_up(self) -> None:
+        engine = engine_for({"id": "r", **RETRY})
+        kinds = [engine.evaluate(pe.Response(500), attempt=n) for n in (1, 2, 3, 4)]
+        assert [a.kind for a in kinds] == [K.RETRY, K.RETRY, K.RETRY, K.FAIL]
+        assert [a.delay for a in kinds] == [1.0, 2.0, 4.0, 0.0]
+        assert kinds[-1].retryable
+        assert "gave up after 4 attempts (max_attempts = 4)" in kinds[-1].explanation
+        assert (
+            "delay 2s from backoff: attempt 2, 1s x 2^1 capped at 10s = 2s" in kinds[1].explanation
+        )
+
+    def test_non_retryable_fails_at_once(self) -> None:
+        engine = engine_for({"id": "f", "classification": "bad"})
+        action = engine.evaluate(pe.Response(400))
+        assert (action.kind, action.retryable, action.delay) == (K.FAIL, False, 0.0)
+        assert "fail: the rule's action is fail" in action.explanation
+
+    def test_deadline(self) -> None:
+        engine = engine_for({"id": "r", **RETRY})
+        assert engine.evaluate(pe.Response(500), attempt=2, elapsed=97.0).kind is K.RETRY
+        action = engine.evaluate(pe.Response(500), attempt=2, elapsed=98.5)
+        assert (action.kind, action.delay) == (K.FAIL, 0.0)
+        assert "would pass max_elapsed = 100s" in action.explanation
+
+    def test_max_elapsed_zero_means_no_limit(self) -> None:
+        engine = engine_for({"id": "r", **RETRY, "max_elapsed": 0})
+        assert engine.evaluate(pe.Response(500), attempt=2, elapsed=1e9).kind is K.RETRY
+
+    @pytest.mark.parametrize(
+        ("headers", "delay", "source"),
+        [
+            ({"Retry-After": "7"}, 7.0, "retry-after"),
+            ({"retry-after-ms": "250", "Retry-After": "7"}, 0.25, "retry-after-ms"),
+            ({"Retry-After": "Wed, 25 Nov 2026 12:00:20 GMT"}, 20.0, "retry-after"),
+            ({"x-ratelimit-reset-requests": "1m30s"}, 90.0, None),  # > hint_max: fails
+            (
+                {"Retry-After": "garbage", "x-ratelimit-reset-requests": "3s"},
+                3.0,
+                "x-ratelimit-reset-requests",
+            ),
+            ({"Retry-After": "-3"}, 1.0, None),  # unusable: backoff
+        ],
+    )
+    def test_server_hints(self, headers: dict[str, str], delay: float, source: str | None) -> None:
+        engine = engine_for({"id": "r", **RETRY})
+        action = engine.evaluate(pe.Response(429, headers))
+        assert action.delay == delay
+        if source:
+            assert action.kind is K.RETRY
+            assert f"server hint {source}:" in action.explanation
+
+    def test_duplicate_hint_headers_take_the_longest(self) -> None:
+        engine = engine_for({"id": "r", **RETRY})
+        action = engine.evaluate(pe.Response(429, [("Retry-After", "2"), ("retry-after", "5")]))
+        assert action.delay == 5.0
+
+    @pytest.mark.parametrize(
+        ("mode", "kind", "delay"),
+        [
+            ("fail", K.FAIL, 3600.0),
+            ("honour", K.FAIL, 3600.0),
+            ("clamp", K.RETRY, 60.0),
+            ("fallback", K.FALLBACK, 1.0),
+        ],
+    )
+    def test_long_hints(self, mode: str, kind: pe.ActionKind, delay: float) -> None:
+        engine = engine_for({"id": "r", **RETRY, "on_long_hint": mode, "fallback": ["small"]})
+        action = engine.evaluate(pe.Response(429, {"Retry-After": "3600"}))
+        assert (action.kind, action.delay) == (kind, delay)
+        if mode == "honour":  # honoured, then the deadline says no
+            assert "would pass max_elapsed" in action.explanation
+
+    def test_honour_long_hint_without_deadline(self) -> None:
+        engine = engine_for({"id": "r", **RETRY, "on_long_hint": "honour", "max_elapsed": 0})
+        action = engine.evaluate(pe.Response(429, {"Retry-After": "3600"}))
+        assert (action.kind, action.delay) == (K.RETRY, 3600.0)
+
+    def test_use_hints_false_ignores_them(self) -> None:
+        engine = engine_for({"id": "r", **RETRY, "use_hints": False})
+        assert engine.evaluate(pe.Response(429, {"Retry-After": "30"})).delay == 1.0
+
+    def test_should_retry_header(self) -> None:
+        engine = engine_for(
+            {"id": "r", **RETRY, "match": {"status": 500}},
+            {"id": "f", "match": {"status": 400}},
+            {"id": "stubborn", "match": {"status": 401}, "honour_should_retry": False},
+        )
+        no = engine.evaluate(pe.Response(500, {"x-should-retry": "false"}))
+        assert (no.kind, no.retryable) == (K.FAIL, False)
+        assert "x-should-retry: false overrides retryable" in no.explanation
+        # A rule whose action is fail stays failed; the error is marked retryable.
+        yes = engine.evaluate(pe.Response(400, {"x-should-retry": "true"}))
+        assert (yes.kind, yes.retryable) == (K.FAIL, True)
+        assert engine.evaluate(pe.Response(401, {"x-should-retry": "true"})).retryable is False
+
+
+class TestFallback:
+    def test_walks_the_chain_then_retries(self) -> None:
+        engine = engine_for({"id": "fb", **RETRY, "action": "fallback", "fallback": ["b", "c"]})
+        first = engine.evaluate(pe.Response(503), model="a")
+        assert (first.kind, first.fallback, first.delay) == (K.FALLBACK, "b", 1.0)
+        assert engine.evaluate(pe.Response(503), attempt=2, model="b").fallback == "c"
+        last = engine.evaluate(pe.Response(503), attempt=3, model="c")
+        assert (last.kind, last.fallback) == (K.RETRY, None)
+        assert "no fallback model left; retrying the same model" in last.explanation
+
+    def test_non_retryable_fallback_fails_when_the_chain_ends(self) -> None:
+        engine = engine_for({"id": "fb", "action": "fallback", "fallback": ["b"]})
+        assert engine.evaluate(pe.Response(404), model="a").fallback == "b"
+        end = engine.evaluate(pe.Response(404), attempt=2, model="b")
+        assert (end.kind, end.fallback) == (K.FAIL, None)
+        none = engine_for({"id": "fb", "action": "fallback"}).evaluate(pe.Response(404))
+        assert "lists no fallback models" in none.explanation
+
+    def test_fallback_respects_max_attempts(self) -> None:
+        engine = engine_for({"id": "fb", **RETRY, "action": "fallback", "fallback": ["b"]})
+        assert engine.evaluate(pe.Response(503), attempt=4, model="a").kind is K.FAIL
+
+
+class TestTexts:
+    def test_placeholders(self) -> None:
+        engine = engine_for(
+            {
+                "id": "r",
+                **RETRY,
+                "remediation": "{status} {code} {type} {param} {message} {model} {retry_after} "
+                "{delay} {attempt}/{max_attempts} {classification} {rule_id} "
+                "{fallback} {transport} {limit} {requested} {{x}}",
+            }
+        )
+        body = error_body("Model 'm1' limit 5", "t", "c", param="p")
+        action = engine.evaluate(pe.Response(429, {"Retry-After": "2"}, body), attempt=2)
+        assert action.remediation == (
+            "429 c t p Model 'm1' limit 5 m1 2 2 2/4 transient r (unknown) (unknown) 5 "
+            "(unknown) {x}"
+        )
+
+    def test_secrets_never_come_back(self) -> None:
+        engine = engine_for({"id": "r", "remediation": "Server said: {message}"})
+        body = error_body("Incorrect API key provided: sk-proj-SECRETSECRET. Bearer abcdefghijk1")
+        action = engine.evaluate(pe.Response(401, {}, body))
+        everything = action.remediation + action.explanation + repr(action.error)
+        assert "SECRET" not in everything and "abcdefghijk1" not in everything
+        assert "sk-***" in action.remediation
+
+    def test_actions_are_frozen_and_comparable(self) -> None:
+        engine = engine_for({"id": "r", **RETRY})
+        a = engine.evaluate(pe.Response(500))
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            a.delay = 0  # type: ignore[misc]
+        assert a == engine.evaluate(pe.Response(500))
+        assert a.should_retry
+
+
+class TestHostileInput:
+    @pytest.mark.parametrize(
+        "response",
+        [
+            object(),
+            None,
+            "429",
+            ValueError("not network"),
+            pe.Response("abc", {}, b""),  # type: ignore[arg-type]
+            pe.Response(10**30, {}, b""),
+            pe.Response(-1, {}, b""),
+            pe.Response(429, [("Retry-After", "1e309"), (b"\xff", b"\xfe"), ("x", None)]),  # type: ignore[list-item]
+        ],
+    )
+    def test_garbage_never_raises(self, engine: pe.Engine, response: object) -> None:
+        action = engine.evaluate(response)
+        assert action.kind in set(K)
+        assert math.isfinite(action.delay) and action.delay >= 0
+        assert isinstance(action.explanation, str) and isinstance(action.remediation, str)
+
+    def test_a_response_object_whose_attributes_explode(self, engine: pe.Engine) -> None:
+        class Evil:
+            status_code = 429
+
+            @property
+            def headers(self) -> dict[str, str]:
+                raise RuntimeError("boom")
+
+            @property
+            def content(self) -> bytes:
+                raise RuntimeError("boom")
+
+        assert engine.evaluate(Evil()).classification == "rate_limit"
+
+    @pytest.mark.parametrize("attempt", [0, -3, 2**80, float("nan"), float("inf"), "2", None])
+    def test_odd_attempt_and_elapsed(self, engine: pe.Engine, attempt: Any) -> None:
+        action = engine.evaluate(pe.Response(500), attempt=attempt, elapsed=attempt)
+        assert math.isfinite(action.delay) and action.delay >= 0
+
+
+headers = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "Retry-After",
+                "retry-after-ms",
+                "x-ratelimit-reset-requests",
+                "x-ratelimit-reset",
+                "x-should-retry",
+                "content-type",
+            ]
+        )
+        | st.text(max_size=10),
+        st.text(max_size=40)
+        | st.sampled_from(
+            [
+                "1",
+                "0",
+                "-1",
+                "nan",
+                "1e999",
+                "3600",
+                "true",
+                "6m0s",
+                "Wed, 25 Nov 2026 12:00:20 GMT",
+            ]
+        ),
+    ),
+    max_size=6,
+)
+bodies = st.binary(max_size=300) | st.builds(
+    lambda m, t, c: error_body(m, t, c),
+    st.text(max_size=50),
+    st.none()
+    | st.sampled_from(["requests", "server_error", "insufficient_quota"])
+    | st.text(max_size=10),
+    st.none()
+    | st.integers()
+    | st.sampled_from(
+        ["rate_limit_exceeded", "invalid_api_key", "model_not_found", "context_length_exceeded"]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    status=st.integers(-10, 1000),
+    headers=headers,
+    body=bodies,
+    attempt=st.integers(-5, 100),
+    elapsed=st.floats(allow_nan=True, allow_infinity=True),
+    model=st.none() | st.sampled_from(["a", "b"]),
+)
+def test_evaluate_never_raises_and_delays_are_bounded(
+    default_policy: pe.Policy,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    attempt: int,
+    elapsed: float,
+    model: str | None,
+) -> None:
+    engine = pe.Engine(default_policy, clock=lambda: NOW, rng=random.Random(0))
+    action = engine.evaluate(pe.Response(status, headers, body), attempt, elapsed, model=model)
+    assert math.isfinite(action.delay) and action.delay >= 0
+    if action.kind in (K.RETRY, K.FALLBACK):
+        rule = default_policy.rule(action.rule_id)
+        # Never longer than the rule allows: its backoff cap or its hint cap.
+        assert action.delay <= max(rule.backoff.max_delay, rule.hint_max)
+        assert action.retryable or action.kind is K.FALLBACK
+        assert max(attempt, 1) < rule.max_attempts
+    assert action.remediation == action.remediation  # renders
+    assert action.explanation
+
+
+@settings(max_examples=200, deadline=None)
+@given(retry_after=st.integers(0, 10_000), attempt=st.integers(1, 3))
+def test_never_earlier_than_a_usable_hint(retry_after: int, attempt: int) -> None:
+    engine = engine_for({"id": "r", **RETRY, "max_elapsed": 0, "on_long_hint": "fail"})
+    action = engine.evaluate(pe.Response(429, {"Retry-After": str(retry_after)}), attempt)
+    if action.kind is K.RETRY:
+        assert action.delay >= retry_after
+    else:
+        assert action.delay == retry_after > 60
+
+
+def test_engine_is_shareable_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = pe.Engine()
+    responses = [
+        pe.Response(s, {"Retry-After": "1"}, error_body("m", None, "rate_limit_exceeded"))
+        for s in (429, 500, 200, 401)
+    ] * 200
+    with ThreadPoolExecutor(4) as pool:
+        kinds = list(pool.map(lambda r: engine.evaluate(r).kind, responses))
+    assert kinds[:4] == [K.RETRY, K.RETRY, K.RETRY, K.RETRY]
+    assert len(kinds) == 800
