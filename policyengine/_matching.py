@@ -79,6 +79,8 @@ class CompiledRule:
     error: bool | None
     implied: bool
     """Only a status / code / type condition: being in the right index list is a match."""
+    only_messages: bool
+    """Only a message condition: checked inline, without a call."""
 
     @classmethod
     def compile(cls, rule: Rule, position: int) -> CompiledRule:
@@ -103,6 +105,7 @@ class CompiledRule:
             transports=frozenset(m.transport),
             error=m.error,
             implied=count == 1 and bool(m.status or m.code or m.type),
+            only_messages=count == 1 and bool(m.message),
         )
 
     def describe(self, seen: Mapping[str, str | None] | None = None) -> str:
@@ -144,8 +147,9 @@ class CompiledRule:
             kind in self.transports or TRANSPORT_FAMILIES.get(kind) in self.transports
         )
 
-    def matches(self, response: Response, error: RawError | None) -> bool:
-        """Whether this rule matches a response and the error its body carries."""
+    def matches(self, response: Response, error: RawError | None, lowered: str = "") -> bool:
+        """Whether this rule matches a response and the error its body carries
+        (``lowered``: the error message in lower case, if already computed)."""
         if self.transports:
             return False
         if self.status:
@@ -161,7 +165,7 @@ class CompiledRule:
         if self.messages:
             if error is None:
                 return False
-            text = error[0].lower()
+            text = lowered or error[0].lower()
             if not any(s in text for s in self.messages):
                 return False
         if self.regex is not None and (error is None or not self.regex.search(error[0])):
@@ -263,11 +267,19 @@ class Index:
                 lists.append(by_type)
         if self.by_message:
             lists.append(self.by_message)
+        lowered = error[0].lower() if self.by_message else ""
         for candidates in lists:
             for rule in candidates:
                 if best is not None and rule.key <= best.key:
                     break  # sorted: nothing further in this list can win
-                if rule.implied or rule.matches(response, error):
+                if rule.only_messages:
+                    for word in rule.messages:
+                        if word in lowered:
+                            best = rule
+                            break
+                    if best is rule:
+                        break
+                elif rule.implied or rule.matches(response, error, lowered):
                     best = rule
                     break
         return best
