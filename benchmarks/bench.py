@@ -207,7 +207,8 @@ def main() -> int:
     big = pe.Engine(big_policy(), rng=random.Random(1))
     r429 = pe.Response(429, HEADERS_429, BODY_429, method="POST")
     r200 = pe.Response(200, HEADERS_200, BODY_200, method="POST")
-    assert engine.evaluate(r429).delay == 2.0 and big.evaluate(r429).delay == 2.0
+    assert engine.evaluate(r429).delay == 2.0
+    assert big.evaluate(r429).delay == 2.0
     assert hand_written(429, HEADERS_429, BODY_429) == ("retry", 2.0)
     mixed = [
         pe.Response(s, {}, b)
