@@ -11,11 +11,11 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from email.utils import parsedate_tz
 
-from ._model import HintFormat, HintSource, Jitter
+from ._model import HintFormat, Jitter
 
 __all__ = ["compute_backoff", "parse_duration", "parse_hint", "parse_retry_after", "read_hints"]
 
@@ -193,24 +193,39 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
 
 def read_hints(
     headers: Mapping[str, tuple[str, ...]],
-    sources: tuple[HintSource, ...],
-    now: float | None,
+    sources: Sequence[tuple[str, HintFormat]],
+    clock: Callable[[], float],
 ) -> tuple[float, str, str] | None:
-    """The first usable wait hint, by the order of ``sources``:
-    ``(seconds, header name, raw value)``, or None.
+    """The first usable wait hint: ``(seconds, header name, raw value)``, or None.
+
+    Args:
+        headers: Lower-cased header name -> its values.
+        sources: ``(lower-cased header name, format)`` in priority order.
+        clock: The current Unix time, asked only for absolute formats.
 
     A header sent more than once counts with its longest usable value, so a
     duplicate can never shorten the wait.
     """
-    for source in sources:
-        values = headers.get(source.header)
+    for header, fmt in sources:
+        values = headers.get(header)
         if not values:
             continue
+        now = clock() if fmt in _ABSOLUTE else None
         best: tuple[float, str] | None = None
         for raw in values:
-            seconds = parse_hint(raw, source.format, now)
+            seconds = parse_hint(raw, fmt, now)
             if seconds is not None and (best is None or seconds > best[0]):
                 best = (seconds, raw)
         if best is not None:
-            return best[0], source.header, best[1]
+            return best[0], header, best[1]
     return None
+
+
+_ABSOLUTE = frozenset(
+    {
+        HintFormat.RETRY_AFTER,
+        HintFormat.EPOCH_SECONDS,
+        HintFormat.EPOCH_MILLISECONDS,
+        HintFormat.RFC3339,
+    }
+)

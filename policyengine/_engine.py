@@ -25,6 +25,7 @@ from ._matching import CompiledRule, Index
 from ._model import (
     Action,
     ActionKind,
+    HintFormat,
     LongHint,
     ParsedError,
     Policy,
@@ -334,6 +335,7 @@ class Engine:
     _templates: dict[str, _Parts] = attrs.field(repr=False, eq=False)
     _fast: dict[int, Action] = attrs.field(repr=False, eq=False)
     _should_retry: str = attrs.field(repr=False, eq=False)
+    _hints: tuple[tuple[str, HintFormat], ...] = attrs.field(repr=False, eq=False)
 
     def __init__(
         self,
@@ -355,6 +357,7 @@ class Engine:
             templates,
             {},
             policy.hints.should_retry_header.strip().lower(),
+            tuple((s.header.strip().lower(), s.format) for s in policy.hints.sources),
         )
         self._fast.update(self._plain_successes())
 
@@ -522,8 +525,8 @@ class Engine:
             if not retryable:
                 return self._action(d, ActionKind.FAIL, retryable)
 
-        if r is not None and rule.use_hints and self.policy.hints.sources:
-            d.hint = read_hints(r.headers, self.policy.hints.sources, self.clock())
+        if r is not None and rule.use_hints and self._hints:
+            d.hint = read_hints(r.headers, self._hints, self.clock)
         if d.hint is None:
             delay, base = compute_backoff(
                 d.attempt,

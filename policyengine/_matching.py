@@ -197,6 +197,7 @@ class Index:
     by_code: dict[str, tuple[CompiledRule, ...]]
     by_type: dict[str, tuple[CompiledRule, ...]]
     by_message: tuple[CompiledRule, ...]
+    by_message_status: dict[int, tuple[CompiledRule, ...]]
     by_status: dict[int, tuple[CompiledRule, ...]]
     any_status: tuple[CompiledRule, ...]
     by_transport: dict[str, tuple[CompiledRule, ...]]
@@ -234,6 +235,14 @@ class Index:
                     by_status.setdefault(s, [])
                     if rule not in by_status[s]:
                         by_status[s].append(rule)
+        # Message rules are checked one by one; those that also name statuses
+        # are listed under each of them, so other statuses never check them.
+        message_by_status: dict[int, list[CompiledRule]] = {}
+        for rule in by_message:
+            for s in {
+                s for low, high in rule.status for s in range(max(low, 0), min(high, 999) + 1)
+            }:
+                message_by_status.setdefault(s, []).append(rule)
         by_transport: dict[str, list[CompiledRule]] = {}
         for kind in TRANSPORT_FAMILIES:
             by_transport[kind] = [r for r in transport_rules + unscoped if r.covers_transport(kind)]
@@ -241,7 +250,8 @@ class Index:
             rules=tuple(compiled),
             by_code={k: _sorted(v) for k, v in by_code.items()},
             by_type={k: _sorted(v) for k, v in by_type.items()},
-            by_message=_sorted(by_message),
+            by_message=_sorted(r for r in by_message if not r.status),
+            by_message_status={s: _sorted(v) for s, v in message_by_status.items()},
             by_status={s: _sorted(v + unscoped) for s, v in by_status.items()},
             any_status=_sorted(unscoped),
             by_transport={k: _sorted(v) for k, v in by_transport.items()},
@@ -267,7 +277,10 @@ class Index:
                 lists.append(by_type)
         if self.by_message:
             lists.append(self.by_message)
-        lowered = error[0].lower() if self.by_message else ""
+        by_status = self.by_message_status.get(response.status)
+        if by_status:
+            lists.append(by_status)
+        lowered = error[0].lower() if self.by_message or by_status else ""
         for candidates in lists:
             for rule in candidates:
                 if best is not None and rule.key <= best.key:

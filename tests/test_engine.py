@@ -168,6 +168,13 @@ class TestRetries:
             assert action.kind is K.RETRY
             assert f"server hint {source}:" in action.explanation
 
+    def test_hint_header_names_in_the_policy_ignore_case(self) -> None:
+        engine = engine_for(
+            {"id": "r", **RETRY},
+            hints={"sources": [{"header": "Retry-After", "format": "retry-after"}]},
+        )
+        assert engine.evaluate(pe.Response(429, {"RETRY-AFTER": "4"})).delay == 4.0
+
     def test_duplicate_hint_headers_take_the_longest(self) -> None:
         engine = engine_for({"id": "r", **RETRY})
         action = engine.evaluate(pe.Response(429, [("Retry-After", "2"), ("retry-after", "5")]))
