@@ -329,14 +329,20 @@ def coerce_response(obj: Any) -> Response | None:
     requests, httpx, urllib3, aiohttp (body already read), ``http.client``,
     ``urllib.error.HTTPError``, and exceptions carrying one in ``.response``.
     """
+    if isinstance(obj, BaseException):
+        # An SDK / client error carrying the response (openai.APIStatusError,
+        # requests.HTTPError, httpx.HTTPStatusError): read the response itself.
+        try:
+            inner = getattr(obj, "response", None)
+        except Exception:
+            inner = None
+        if inner is not None and not isinstance(inner, BaseException):
+            status = _status(inner)
+            if status is not None:
+                obj = inner
     status = _status(obj)
     if status is None:
-        inner = getattr(obj, "response", None) if isinstance(obj, BaseException) else None
-        if inner is None or isinstance(inner, BaseException):
-            return None
-        obj, status = inner, _status(inner)
-        if status is None:
-            return None
+        return None
     try:
         headers = getattr(obj, "headers", None)
         if headers is None and callable(getattr(obj, "getheaders", None)):

@@ -32,7 +32,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
-        if self.path == "/429":
+        if self.path.startswith("/429"):
             self.send_response(429)
             self.send_header("Retry-After", "3")
             self.send_header("Content-Type", "application/json")
@@ -135,6 +135,22 @@ def test_httpx(engine: pe.Engine, base_url: str, closed_port: int) -> None:
         with pytest.raises(httpx.ReadTimeout) as slow:
             client.get(f"{base_url}/slow", timeout=0.2)
         assert engine.evaluate(slow.value).transport == "read_timeout"
+
+
+def test_openai_sdk_errors(engine: pe.Engine, base_url: str, closed_port: int) -> None:
+    import openai
+
+    client = openai.OpenAI(api_key="sk-test-secret", base_url=f"{base_url}/429/", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    check_429(engine.evaluate(limited.value))
+    down = openai.OpenAI(
+        api_key="sk-test-secret", base_url=f"http://127.0.0.1:{closed_port}/v1", max_retries=0
+    )
+    with pytest.raises(openai.APIConnectionError) as refused:
+        down.models.list()
+    action = engine.evaluate(refused.value)
+    assert (action.classification, action.transport) == ("connection", "refused")
 
 
 def test_httpx_unread_stream_is_read_as_no_body(engine: pe.Engine, base_url: str) -> None:
