@@ -1,0 +1,171 @@
+"""``policyengine simulate``: replay recorded responses through a policy.
+
+The records are the successive attempts of one request. Attempt ``n`` is
+decided with ``elapsed`` = the waits so far plus the recorded durations of
+the attempts before it; a ``fallback`` action switches the model the next
+attempts use; attempts keep counting across models. The replay stops at the
+first ``succeed`` or ``fail``, or when the records run out while the policy
+would still try again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ._engine import Engine
+from ._model import Action, ActionKind, Policy
+from ._records import Record
+
+__all__ = ["Run", "Step", "simulate"]
+
+
+def _s(value: float) -> str:
+    return f"{round(value, 3):g}s"
+
+
+@attrs.frozen
+class Step:
+    """One replayed attempt."""
+
+    attempt: int
+    record: Record
+    model: str | None
+    elapsed: float  # seconds since the first attempt, when this one was decided
+    action: Action
+    waited: float  # cumulative wait after this step's delay
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.record
+        a = self.action
+        return {
+            "attempt": self.attempt,
+            "where": r.where,
+            "status": r.response.status if r.response is not None else None,
+            "transport": r.transport,
+            "model": self.model,
+            "elapsed": self.elapsed,
+            "rule": a.rule_id or None,
+            "kind": a.kind.value,
+            "classification": a.classification,
+            "delay": a.delay if a.should_retry else 0.0,
+            "waited": self.waited,
+            "fallback": a.fallback,
+        }
+
+
+@attrs.frozen
+class Run:
+    """A whole replay: its steps and how it ended."""
+
+    seed: int
+    steps: tuple[Step, ...]
+    outcome: str  # succeed, fail, or exhausted (records ran out; the policy would go on)
+    unused: int  # records after the last step
+
+    @property
+    def waited(self) -> float:
+        return self.steps[-1].waited if self.steps else 0.0
+
+    def summary(self) -> str:
+        n = len(self.steps)
+        attempts = f"{n} attempt{'s' * (n != 1)}"
+        last = self.steps[-1].action
+        if self.outcome == "succeed":
+            text = f"succeed after {attempts}, {_s(self.waited)} waited"
+        elif self.outcome == "fail":
+            text = (
+                f"fail after {attempts}, {_s(self.waited)} waited: {last.classification} "
+                f"(rule {last.rule_id or '(none)'})"
+            )
+        else:
+            text = (
+                f"the recording ends after {attempts} ({_s(self.waited)} waited) while the "
+                f"policy would {last.kind.value} after {_s(last.delay)}"
+            )
+        if self.unused:
+            text += f"; {self.unused} record{'s' * (self.unused != 1)} not replayed"
+        return text
+
+    def text(self) -> str:
+        header = ("attempt", "status", "rule", "action", "delay", "waited", "note")
+        rows: list[tuple[str, ...]] = [header]
+        for step in self.steps:
+            r, a = step.record, step.action
+            what = str(r.response.status) if r.response is not None else (r.transport or "")
+            note = ""
+            if a.kind is ActionKind.FALLBACK and a.fallback:
+                note = f"next model {a.fallback}"
+            elif a.kind is ActionKind.FAIL and a.delay > 0:
+                note = f"server asked for {_s(a.delay)}"
+            rows.append(
+                (
+                    str(step.attempt),
+                    what,
+                    a.rule_id or "(none)",
+                    a.kind.value,
+                    _s(a.delay) if a.should_retry else "-",
+                    _s(step.waited),
+                    note,
+                )
+            )
+        if not any(row[-1] for row in rows[1:]):
+            rows = [row[:-1] for row in rows]  # no notes: no note column
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
+        lines.append(f"outcome: {self.summary()} (seed {self.seed})")
+        return "\n".join(lines) + "\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        last = self.steps[-1].action if self.steps else None
+        return {
+            "seed": self.seed,
+            "steps": [s.as_dict() for s in self.steps],
+            "outcome": {
+                "kind": self.outcome,
+                "attempts": len(self.steps),
+                "waited": self.waited,
+                "classification": last.classification if last else None,
+                "rule": (last.rule_id or None) if last else None,
+                "unused_records": self.unused,
+                "summary": self.summary(),
+            },
+        }
+
+
+def simulate(
+    policy: Policy, records: Sequence[Record], *, seed: int = 0, model: str | None = None
+) -> Run:
+    """Replay ``records`` as the attempts of one request (see the module doc)."""
+    # One engine; its clock reads the time the current record was received.
+    received: list[float | None] = [None]
+
+    def clock() -> float:
+        now = received[0]
+        return time.time() if now is None else now
+
+    engine = Engine(policy, rng=random.Random(seed), clock=clock)
+    steps: list[Step] = []
+    waited = 0.0
+    elapsed = 0.0
+    outcome = "exhausted"
+    for n, record in enumerate(records, start=1):
+        received[0] = record.now
+        action = engine.evaluate(record.subject(), n, elapsed, model=model)
+        if action.should_retry:
+            waited += action.delay
+        steps.append(Step(n, record, model, elapsed, action, waited))
+        elapsed += record.duration + (action.delay if action.should_retry else 0.0)
+        if not action.should_retry:
+            outcome = action.kind.value
+            break
+        if action.fallback is not None:
+            model = action.fallback
+    return Run(seed, tuple(steps), outcome, len(records) - len(steps))
