@@ -44,11 +44,15 @@ def compute_backoff(
         base = 0.0
     elif growth == 1.0 or n == 0:
         base = min(cap, start)
-    elif cap <= start or n >= math.log(cap / start) / math.log(growth):
-        # The product would reach the cap anyway: stop before it can overflow.
-        base = cap
     else:
-        base = min(cap, start * growth**n)
+        # In logarithms, so that neither growth**n nor the product can overflow.
+        growth_log = n * math.log(growth)
+        if math.log(start) + growth_log >= math.log(cap):
+            base = cap
+        elif growth_log < 700.0:  # growth**n is finite: multiply exactly
+            base = min(cap, start * growth**n)
+        else:  # a vanishing start times a huge growth
+            base = min(cap, math.exp(math.log(start) + growth_log))
     if jitter is Jitter.NONE or base == 0.0:
         delay = base
     elif jitter is Jitter.FULL:

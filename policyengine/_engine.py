@@ -528,16 +528,7 @@ class Engine:
         if r is not None and rule.use_hints and self._hints:
             d.hint = read_hints(r.headers, self._hints, self.clock)
         if d.hint is None:
-            delay, base = compute_backoff(
-                d.attempt,
-                rule.backoff.initial,
-                rule.backoff.multiplier,
-                rule.backoff.max_delay,
-                rule.backoff.jitter,
-                self.rng,
-            )
-            d.events.append(("backoff", delay, base))
-            return self._retry(d, delay, retryable)
+            return self._retry(d, self._backoff(d), retryable)
         hint = d.hint[0]
         d.events.append(("hint", *d.hint))
         if hint <= rule.hint_max or rule.on_long_hint is LongHint.HONOUR:
@@ -573,17 +564,16 @@ class Engine:
         d.delay = delay
         return self._action(d, ActionKind.RETRY, retryable)
 
-    def _fall_back(self, d: _Decision, nxt: str, retryable: bool) -> Action:
-        rule = d.compiled.rule
+    def _backoff(self, d: _Decision) -> float:
+        b = d.compiled.rule.backoff
         delay, base = compute_backoff(
-            d.attempt,
-            rule.backoff.initial,
-            rule.backoff.multiplier,
-            rule.backoff.max_delay,
-            rule.backoff.jitter,
-            self.rng,
+            d.attempt, b.initial, b.multiplier, b.max_delay, b.jitter, self.rng
         )
         d.events.append(("backoff", delay, base))
+        return delay
+
+    def _fall_back(self, d: _Decision, nxt: str, retryable: bool) -> Action:
+        delay = self._backoff(d)
         if self._past_deadline(d, delay):
             return self._action(d, ActionKind.FAIL, retryable)
         d.events.append(("fallback", nxt))

@@ -44,6 +44,7 @@ from ._model import (
     Method,
     Multiplier,
     Name,
+    Outcome,
     Pattern,
     Policy,
     PolicyTest,
@@ -79,7 +80,7 @@ KeyPath = tuple[str | int, ...]
 T = TypeVar("T")
 
 _TOP_KEYS = ("inherit", "description", "defaults", "hints", "rules", "tests")
-_OUTCOME_FIELDS = tuple(f.name for f in attrs.fields(Defaults))
+_OUTCOME_FIELDS = tuple(f.name for f in attrs.fields(Outcome))
 
 
 def default_policy_path() -> Path:
@@ -685,11 +686,26 @@ def policy_from_dicts(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Policy
     return policy
 
 
+_PATH_PART = re.compile(r"\[(\d+)\]|\.([^.\[]+)|\[('.*?')\]")
+
+
+def _path_key(path: str) -> tuple[tuple[int, int | str], ...]:
+    """Top-level keys in the documented order, then ``$.rules[2]`` before
+    ``$.rules[10]``, keys by name; syntax errors (no key path) first."""
+    parts = [
+        (0, int(m.group(1))) if m.group(1) else (1, m.group(2) or m.group(3))
+        for m in _PATH_PART.finditer(path)
+    ]
+    if parts and parts[0][1] in _TOP_KEYS:
+        parts[0] = (0, _TOP_KEYS.index(str(parts[0][1])))
+    return tuple(parts)
+
+
 def _sorted(problems: list[Problem], files: Iterable[str] = ()) -> list[Problem]:
-    """Problems grouped by file, files in layer order (stable within a file)."""
+    """Problems grouped by file, files in layer order, then by where they are."""
     names = [*files, *(p.file for p in problems)]
     order = {name: i for i, name in enumerate(dict.fromkeys(names))}
-    return sorted(problems, key=lambda p: order[p.file])
+    return sorted(problems, key=lambda p: (order[p.file], _path_key(p.path)))
 
 
 def env_files(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -784,7 +800,9 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     empty_rule = _unstructure(Rule(id=Name("x")))
     rules = []
     for rule in policy.rules:
+        # The rule's own keys first, then its outcome, as people write them.
         data = _unstructure(rule)
+        data = {k: data.pop(k) for k in ("id", "description", "enabled", "match")} | data
         data["match"] = _compact(data["match"], _unstructure(Match()))
         if not data["match"]:
             del data["match"]

@@ -33,6 +33,7 @@ __all__ = [
     "Jitter",
     "LongHint",
     "Match",
+    "Outcome",
     "ParsedError",
     "Policy",
     "PolicyTest",
@@ -239,8 +240,11 @@ class Match:
 
 
 @attrs.frozen
-class Defaults:
-    """The outcome a rule has for every key it does not set itself."""
+class Outcome:
+    """What a rule decides: the keys a rule may set or inherit from ``[defaults]``.
+
+    See the policy reference (docs/policy.md) for what each key means.
+    """
 
     classification: Name = Name("unknown")
     retryable: bool = False
@@ -257,25 +261,18 @@ class Defaults:
 
 
 @attrs.frozen
-class Rule:
+class Defaults(Outcome):
+    """``[defaults]``: the outcome a rule has for every key it does not set itself."""
+
+
+@attrs.frozen(kw_only=True)
+class Rule(Outcome):
     """A match and the outcome it leads to. Omitted outcome keys come from
     ``[defaults]`` when the policy loads, so a loaded rule is complete."""
 
     id: Name
     match: Match = Match()
     enabled: bool = True
-    classification: Name = Name("unknown")
-    retryable: bool = False
-    action: ActionKind = ActionKind.FAIL
-    backoff: Backoff = Backoff()
-    max_attempts: Attempts = Attempts(DEFAULT_MAX_ATTEMPTS)
-    max_elapsed: Seconds = Seconds(DEFAULT_MAX_ELAPSED)
-    hint_max: Seconds = Seconds(DEFAULT_HINT_MAX)
-    on_long_hint: LongHint = LongHint.FAIL
-    use_hints: bool = True
-    honour_should_retry: bool = True
-    fallback: tuple[str, ...] = ()
-    remediation: Template = Template("")
     description: str = ""
 
 

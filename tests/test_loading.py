@@ -132,29 +132,29 @@ retryable = "yes"
         )
         placeholders = ", ".join(sorted(pe.PLACEHOLDERS))
         assert problems(bad) == [
-            f"{bad}: $.rules[1].id: duplicate id 'a' (first at $.rules[0])",
-            f"{bad}: $.rules[2].id: required key is missing",
             f"{bad}: $.defaults.backoff.initial: expected a number >= 0, got 'ten'",
             f"{bad}: $.defaults.backoff.jitter: expected one of 'none', 'full', 'equal', "
             "'decorrelated', got 'ful' (did you mean 'full'?)",
             f"{bad}: $.defaults.max_atempts: unknown key (did you mean 'max_attempts'?); known "
             "keys: classification, retryable, action, backoff, max_attempts, max_elapsed, "
             "hint_max, on_long_hint, use_hints, honour_should_retry, fallback, remediation",
-            f"{bad}: $.rules[0].match.status: expected a status (429), a class ('5xx') or a "
-            "range ('500-599'), got '6xx0'",
             f"{bad}: $.rules[0].match.message_regex: invalid regular expression '(': missing ), "
             "unterminated subpattern at position 0",
+            f"{bad}: $.rules[0].match.status: expected a status (429), a class ('5xx') or a "
+            "range ('500-599'), got '6xx0'",
             f"{bad}: $.rules[0].max_attempts: expected a whole number >= 1, got 0",
             f"{bad}: $.rules[0].remediation: unknown placeholder {{nope}}; known: {placeholders}",
+            f"{bad}: $.rules[1].id: duplicate id 'a' (first at $.rules[0])",
+            f"{bad}: $.rules[2].id: required key is missing",
+            f"{bad}: $.rules[3].action: expected one of 'succeed', 'retry', 'fallback', 'fail', "
+            "got 'retri' (did you mean 'retry'?)",
+            f"{bad}: $.rules[3].backoff.multiplier: expected a number >= 1, got 0.5",
             f"{bad}: $.rules[3].match.method: expected an HTTP method name such as 'POST', "
             "got 'PO ST'",
             f"{bad}: $.rules[3].match.transport: unknown transport kind 'tiemout' (did you mean "
             "'timeout'?); known: connect_timeout, connection, dns, incomplete, pool_timeout, "
             "protocol, read_timeout, refused, reset, timeout, tls, write_timeout",
             f"{bad}: $.rules[3].retryable: expected true or false, got 'yes'",
-            f"{bad}: $.rules[3].action: expected one of 'succeed', 'retry', 'fallback', 'fail', "
-            "got 'retri' (did you mean 'retry'?)",
-            f"{bad}: $.rules[3].backoff.multiplier: expected a number >= 1, got 0.5",
         ]
 
     def test_syntax_error_has_line_and_column(self, tmp_path: Path) -> None:
@@ -198,10 +198,10 @@ retryable = "yes"
         )
         assert problems(bad) == [
             f"{bad}: $.inherit: expected true or false, got 1",
-            f"{bad}: $.rules: expected an array of tables, got a string",
             f"{bad}: $.hints.sources[0].format: expected one of 'retry-after', 'seconds', "
             "'milliseconds', 'duration', 'epoch-seconds', 'epoch-milliseconds', 'rfc3339', "
             "got 'dur' (did you mean 'duration'?)",
+            f"{bad}: $.rules: expected an array of tables, got a string",
         ]
 
     def test_tests_entries_are_checked(self, tmp_path: Path) -> None:
@@ -221,11 +221,11 @@ expect = { delay = [5, 1], kind = "wait" }
 """,
         )
         assert problems(bad) == [
-            f"{bad}: $.tests[1].expect.kind: expected one of 'succeed', 'retry', 'fallback', "
-            "'fail', got 'wait'",
-            f"{bad}: $.tests[1].expect.delay: expected low <= high, got [5, 1]",
             f"{bad}: $.tests[0].response: give exactly one of status (a response) or transport "
             "(a failure)",
+            f"{bad}: $.tests[1].expect.delay: expected low <= high, got [5, 1]",
+            f"{bad}: $.tests[1].expect.kind: expected one of 'succeed', 'retry', 'fallback', "
+            "'fail', got 'wait'",
         ]
 
     def test_nothing_is_half_applied(self, tmp_path: Path) -> None:
