@@ -80,9 +80,8 @@ def redact(text: str) -> str:
 # --- Error bodies --------------------------------------------------------------
 
 _WS = re.compile(r"\s+")
-_TAG = re.compile(r"<[^>]{0,2000}>")
-_TITLE = re.compile(r"<title[^>]{0,200}>(.{0,2000}?)</title>", re.IGNORECASE | re.DOTALL)
-_H1 = re.compile(r"<h1[^>]{0,200}>(.{0,2000}?)</h1>", re.IGNORECASE | re.DOTALL)
+# [^<>] stops a tag at the next "<": linear even on a page of nothing but "<".
+_TAG = re.compile(r"<[^<>]{0,2000}>")
 
 
 def _clip(text: str) -> str:
@@ -91,15 +90,27 @@ def _clip(text: str) -> str:
     return text
 
 
+def _element_text(text: str, lowered: str, tag: str) -> str | None:
+    """The text of the first ``<tag ...>...</tag>``, found with ``str.find``
+    (linear, whatever the page holds)."""
+    start = lowered.find(f"<{tag}")
+    if start < 0:
+        return None
+    opened = lowered.find(">", start)
+    if opened < 0:
+        return None
+    end = lowered.find(f"</{tag}", opened)
+    return text[opened + 1 : end if end >= 0 else opened + 1 + MAX_MESSAGE_CHARS]
+
+
 def _text_message(body: bytes) -> str:
     """A one-line message from a non-JSON body: an HTML page's title, or the text."""
     text = body[:MAX_PARSE_BYTES].decode("utf-8", "replace").lstrip("\ufeff")
     head = text[:512].lower()
     if "<html" in head or "<!doctype" in head or "<title" in head or "<body" in head:
-        m = _TITLE.search(text) or _H1.search(text)
-        if m:
-            text = m.group(1)
-        text = _TAG.sub(" ", text)
+        lowered = text.lower()
+        found = _element_text(text, lowered, "title") or _element_text(text, lowered, "h1")
+        text = _TAG.sub(" ", found if found is not None else text)
     return _clip(_WS.sub(" ", text).strip())
 
 
