@@ -9,6 +9,7 @@ errors, as data.
 """
 
 from ._delay import parse_retry_after
+from ._driver import Attempt, Decision, Driver, GaveUp, Outcome, Override, overriding
 from ._engine import Engine
 from ._errors import PolicyError, Problem
 from ._loading import ENV_VAR, default_policy_path, dump_policy, load_policy
@@ -38,16 +39,22 @@ __all__ = [
     "Action",
     "ActionDetails",
     "ActionKind",
+    "Attempt",
     "Backoff",
+    "Decision",
     "Defaults",
+    "Driver",
     "ENV_VAR",
     "Engine",
+    "GaveUp",
     "HintFormat",
     "HintSource",
     "Hints",
     "Jitter",
     "LongHint",
     "Match",
+    "Outcome",
+    "Override",
     "PLACEHOLDERS",
     "ParsedError",
     "Policy",
@@ -60,6 +67,7 @@ __all__ = [
     "default_policy_path",
     "dump_policy",
     "load_policy",
+    "overriding",
     "parse_retry_after",
     "redact",
     "transport_kind",
