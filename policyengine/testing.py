@@ -1,0 +1,486 @@
+"""Testing helpers for your own test suite: testing mode and a fake gateway.
+
+Testing mode makes every driver and adapter skip the real sleeping (each wait
+is recorded instead), seeds the jitter and can cap attempts::
+
+    from policyengine.testing import FakeGateway, testing_mode, rate_limited
+
+    with FakeGateway() as gateway, testing_mode(seed=1) as mode:
+        gateway.script(rate_limited(retry_after=2))
+        ...  # call gateway.chat_url with your client and adapter
+        assert gateway.count() == 2 and mode.waits == [2.0]
+
+``FakeGateway`` is a small HTTP/1.1 server on 127.0.0.1 (a free port, in a
+thread) that speaks the gateway's error format
+``{"error": {"message", "type", "code"}}`` and replays scripted replies: a 429
+with ``Retry-After``, a 503, a 502 HTML page from a proxy, a 401
+``invalid_api_key``, ``context_length_exceeded``, ``model_not_found``, a reply
+slower than your client's timeout, a connection reset in the middle of a
+reply. Every request it receives is recorded (method, path, headers, body,
+model), so a test can count them and check the model of each. It imports no
+client library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import socket
+import socketserver
+import struct
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._driver import TestingMode, is_testing, set_testing, testing_mode
+
+__all__ = [
+    "FakeGateway",
+    "Received",
+    "Reply",
+    "TestingMode",
+    "bad_gateway_html",
+    "context_length_exceeded",
+    "invalid_api_key",
+    "is_testing",
+    "model_not_found",
+    "ok",
+    "rate_limited",
+    "reset",
+    "server_error",
+    "set_testing",
+    "slow",
+    "testing_mode",
+    "unavailable",
+]
+
+#: In a ``Reply.body``, replaced by the model the request asked for.
+MODEL = "{{model}}"
+#: In a ``Reply.body``, replaced by the API key the request sent (what some
+#: servers echo in an authentication error).
+API_KEY = "{{api_key}}"
+
+
+def _headers(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple((str(k), str(v)) for k, v in items)
+
+
+@attrs.frozen
+class Reply:
+    """One scripted reply.
+
+    Attributes:
+        status: The HTTP status.
+        headers: Extra response headers, as ``(name, value)`` pairs (a mapping
+            is accepted too).
+        body: The body text, with ``{{model}}`` and ``{{api_key}}``
+            filled in; None: an OpenAI-style chat completion for the requested model.
+        content_type: The ``Content-Type``.
+        delay: Seconds to wait before answering (longer than your client's
+            timeout makes it time out).
+        reset: Send the headers and part of the body, then reset the connection.
+    """
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_headers)
+    body: str | None = None
+    content_type: str = "application/json"
+    delay: float = 0.0
+    reset: bool = False
+
+
+def _error(message: str, type_: str, code: str | None, param: str | None = None) -> str:
+    error: dict[str, Any] = {"message": message, "type": type_, "code": code}
+    if param is not None:
+        error["param"] = param
+    return json.dumps({"error": error})
+
+
+def ok(content: str = "Hello from the fake gateway.") -> Reply:
+    """200: a chat completion for the requested model, saying ``content``."""
+    return Reply(200, body=_completion_template(content))
+
+
+def rate_limited(
+    retry_after: str | float | None = 1, *, retry_after_ms: int | None = None
+) -> Reply:
+    """429 ``rate_limit_exceeded``, with ``Retry-After`` (seconds) and/or
+    ``retry-after-ms`` when given."""
+    headers = []
+    if retry_after is not None:
+        text = retry_after if isinstance(retry_after, str) else format(retry_after, "g")
+        headers.append(("Retry-After", text))
+    if retry_after_ms is not None:
+        headers.append(("retry-after-ms", str(retry_after_ms)))
+    body = _error(
+        "Rate limit exceeded: too many requests per minute (RPM). Please slow down.",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+    )
+    return Reply(429, headers, body)
+
+
+def unavailable() -> Reply:
+    """503 Upstream Service Unavailable."""
+    body = _error(
+        "Upstream service unavailable, please try again later.",
+        "upstream_error",
+        "service_unavailable",
+    )
+    return Reply(503, body=body)
+
+
+def server_error() -> Reply:
+    """500 Internal Server Error."""
+    return Reply(500, body=_error("Internal server error.", "server_error", None))
+
+
+def bad_gateway_html() -> Reply:
+    """502 as an HTML page from a proxy (nginx), not JSON."""
+    page = (
+        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+        "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+    return Reply(502, body=page, content_type="text/html")
+
+
+def invalid_api_key(*, echo_key: bool = True) -> Reply:
+    """401 ``invalid_api_key``; with ``echo_key`` the message repeats the key
+    the request sent, as some servers do (what you log must not)."""
+    shown = API_KEY if echo_key else "sk-nex-xxx...xxx"
+    body = _error(
+        f"Invalid API key provided: {shown}.",
+        "authentication_error",
+        "invalid_api_key",
+    )
+    return Reply(401, body=body)
+
+
+def context_length_exceeded(limit: int = 8192, requested: int = 9000) -> Reply:
+    """400 ``context_length_exceeded``."""
+    body = _error(
+        f"This model's maximum context length is {limit} tokens. However, you requested "
+        f"{requested} tokens. Please reduce the length of the messages.",
+        "invalid_request_error",
+        "context_length_exceeded",
+        "messages",
+    )
+    return Reply(400, body=body)
+
+
+def model_not_found() -> Reply:
+    """404 ``model_not_found`` for the requested model."""
+    body = _error(f"Model '{MODEL}' not found", "invalid_request_error", "model_not_found")
+    return Reply(404, body=body)
+
+
+def slow(seconds: float, then: Reply | None = None) -> Reply:
+    """``then`` (default ``ok()``), sent only after ``seconds``."""
+    return attrs.evolve(then if then is not None else ok(), delay=seconds)
+
+
+def reset(then: Reply | None = None) -> Reply:
+    """The headers and part of ``then``'s body (default ``ok()``), then a reset
+    connection."""
+    return attrs.evolve(then if then is not None else ok(), reset=True)
+
+
+def _completion_template(content: str) -> str:
+    return json.dumps(
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
+        }
+    )
+
+
+@attrs.frozen
+class Received:
+    """A request the gateway received.
+
+    Attributes:
+        method: The request method.
+        path: The path, with the query string.
+        headers: ``(name, value)`` pairs as sent.
+        body: The request body.
+        model: The ``"model"`` of a JSON body, or None.
+        at: When it arrived (``time.monotonic()``).
+    """
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    model: str | None
+    at: float
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            ValueError: The body is not JSON.
+        """
+        return json.loads(self.body)
+
+
+def _model_of(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except Exception:
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) else None
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    gateway: FakeGateway
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up (a timeout test) is no error of the gateway
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self) -> None:
+        body = self._body()
+        gateway = self.server.gateway
+        received = Received(
+            self.command,
+            self.path,
+            tuple(self.headers.items()),
+            body,
+            _model_of(body),
+            time.monotonic(),
+        )
+        reply = gateway._take(received)
+        if reply.delay > 0 and gateway._stopping.wait(reply.delay):
+            return
+        payload = _render(reply, received)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if reply.reset:
+            self.wfile.write(payload[: max(1, len(payload) // 3)])
+            self.wfile.flush()
+            # SO_LINGER 0: close with a RST, as a crashed upstream does.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        self.wfile.write(payload)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except OSError:
+            self.close_connection = True
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+
+def _render(reply: Reply, received: Received) -> bytes:
+    text = reply.body if reply.body is not None else _completion_template("Hello.")
+    if MODEL in text:
+        text = text.replace(MODEL, json.dumps(received.model or "unknown")[1:-1])
+    if API_KEY in text:
+        auth = received.header("Authorization") or ""
+        key = auth.split(" ", 1)[1] if " " in auth else auth
+        text = text.replace(API_KEY, json.dumps(key)[1:-1])
+    return text.encode("utf-8")
+
+
+class FakeGateway:
+    """An LLM gateway on 127.0.0.1 that replays scripted replies.
+
+    Use it as a context manager (or call ``start()`` and ``stop()``). Each
+    request takes the next scripted reply: first from the replies scripted
+    for its model, then from those for any model; with none left, it gets
+    ``default`` (a 200 chat completion).
+
+    Args:
+        default: The reply when nothing is scripted; default ``ok()``.
+        host: The address to listen on; loopback only.
+        port: The port; 0 picks a free one.
+
+    Raises:
+        ValueError: ``host`` is not a loopback address.
+    """
+
+    def __init__(self, *, default: Reply | None = None, host: str = "127.0.0.1", port: int = 0):
+        if not (host.startswith("127.") or host in ("localhost", "::1")):
+            raise ValueError(f"FakeGateway listens on loopback only, not {host!r}")
+        self.default = default if default is not None else ok()
+        self._host = host
+        self._port = port
+        self._lock = threading.Lock()
+        self._scripts: dict[str | None, list[Reply]] = {}
+        self._received: list[Received] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------
+
+    def start(self) -> FakeGateway:
+        """Start serving in a background thread.
+
+        Returns:
+            The gateway itself.
+
+        Raises:
+            RuntimeError: It is already running.
+        """
+        if self._server is not None:
+            raise RuntimeError("the gateway is already running")
+        server = _Server((self._host, self._port), _Handler)
+        server.gateway = self
+        self._stopping.clear()
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; replies still waiting out a delay are dropped."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses ----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``.
+
+        Raises:
+            RuntimeError: The gateway is not running.
+        """
+        if self._server is None:
+            raise RuntimeError("start the gateway first (use it in a with block)")
+        host, port = self._server.server_address[:2]
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL, ``http://127.0.0.1:PORT/v1``."""
+        return self.url + "/v1"
+
+    @property
+    def chat_url(self) -> str:
+        """``.../v1/chat/completions``."""
+        return self.base_url + "/chat/completions"
+
+    # --- scripting ------------------------------------------------------------------
+
+    def script(self, *replies: Reply, model: str | None = None) -> FakeGateway:
+        """Queue replies, in order, for requests for ``model`` (None: any model).
+
+        Args:
+            replies: The replies.
+            model: Only requests whose JSON body names this model take them.
+
+        Returns:
+            The gateway itself.
+        """
+        with self._lock:
+            self._scripts.setdefault(model, []).extend(replies)
+        return self
+
+    def clear(self) -> None:
+        """Forget the scripted replies and the received requests."""
+        with self._lock:
+            self._scripts.clear()
+            self._received.clear()
+
+    def _take(self, received: Received) -> Reply:
+        with self._lock:
+            self._received.append(received)
+            for key in dict.fromkeys((received.model, None)):
+                queue = self._scripts.get(key)
+                if queue:
+                    return queue.pop(0)
+            return self.default
+
+    # --- what came in ---------------------------------------------------------------
+
+    @property
+    def received(self) -> tuple[Received, ...]:
+        """Every request received, in order."""
+        with self._lock:
+            return tuple(self._received)
+
+    def count(self, *, model: str | None = None) -> int:
+        """How many requests were received (for ``model`` only, if given)."""
+        return sum(1 for r in self.received if model is None or r.model == model)
+
+    def models(self) -> list[str | None]:
+        """The model of each request received, in order."""
+        return [r.model for r in self.received]
+
+    def pending(self) -> int:
+        """How many scripted replies no request has taken yet."""
+        with self._lock:
+            return sum(len(q) for q in self._scripts.values())

@@ -1,0 +1,161 @@
+"""policyengine.testing: the fake gateway speaks the seed API's error format and
+replays scripts; testing mode is importable into test modules."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+
+import policyengine as pe
+from policyengine import testing as pt
+
+
+def post(
+    gateway: pt.FakeGateway, body: Any, headers: dict[str, str] | None = None, timeout: float = 5.0
+) -> tuple[int, dict[str, str], bytes]:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", "/v1/chat/completions", json.dumps(body), headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def gateway() -> Any:
+    with pt.FakeGateway() as running:
+        yield running
+
+
+def test_default_reply_is_a_chat_completion_for_the_requested_model(
+    gateway: pt.FakeGateway,
+) -> None:
+    status, _, body = post(gateway, {"model": "gpt-x", "messages": []})
+    assert status == 200
+    data = json.loads(body)
+    assert data["model"] == "gpt-x"
+    assert data["choices"][0]["message"]["role"] == "assistant"
+    assert gateway.count() == 1
+    assert gateway.received[0].json() == {"model": "gpt-x", "messages": []}
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "code", "type_"),
+    [
+        (pt.rate_limited(), 429, "rate_limit_exceeded", "rate_limit_error"),
+        (pt.unavailable(), 503, "service_unavailable", "upstream_error"),
+        (pt.invalid_api_key(), 401, "invalid_api_key", "authentication_error"),
+        (pt.context_length_exceeded(), 400, "context_length_exceeded", "invalid_request_error"),
+        (pt.model_not_found(), 404, "model_not_found", "invalid_request_error"),
+        (pt.server_error(), 500, None, "server_error"),
+    ],
+)
+def test_errors_use_the_seed_error_body(
+    gateway: pt.FakeGateway, reply: pt.Reply, status: int, code: str | None, type_: str
+) -> None:
+    gateway.script(reply)
+    got, headers, body = post(gateway, {"model": "m1"}, {"Authorization": "Bearer sk-abc123456"})
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert set(error) >= {"message", "type", "code"}
+    assert (error["code"], error["type"]) == (code, type_)
+
+
+def test_placeholders_are_filled(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.model_not_found(), pt.invalid_api_key(echo_key=True))
+    _, _, body = post(gateway, {"model": "gpt-typo"})
+    assert json.loads(body)["error"]["message"] == "Model 'gpt-typo' not found"
+    _, _, body = post(gateway, {"model": "m"}, {"Authorization": "Bearer sk-live-xyz"})
+    assert json.loads(body)["error"]["message"] == "Invalid API key provided: sk-live-xyz."
+
+
+def test_rate_limited_hints(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.rate_limited(retry_after=2, retry_after_ms=1500))
+    _, headers, _ = post(gateway, {})
+    assert headers["retry-after"] == "2"
+    assert headers["retry-after-ms"] == "1500"
+
+
+def test_bad_gateway_is_an_html_page(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.bad_gateway_html())
+    status, headers, body = post(gateway, {})
+    assert status == 502
+    assert headers["content-type"] == "text/html"
+    assert b"<title>502 Bad Gateway</title>" in body
+
+
+def test_scripts_per_model_then_any_model_then_default(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.unavailable(), model="a")
+    gateway.script(pt.server_error())
+    assert post(gateway, {"model": "b"})[0] == 500  # any-model script
+    assert post(gateway, {"model": "a"})[0] == 503  # its own script first
+    assert post(gateway, {"model": "a"})[0] == 200  # nothing left: default
+    assert gateway.models() == ["b", "a", "a"]
+    assert gateway.count(model="a") == 2
+    assert gateway.pending() == 0
+
+
+def test_slow_reply_makes_a_client_time_out(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.slow(2.0))
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        post(gateway, {}, timeout=0.2)
+    assert time.monotonic() - started < 1.5
+    assert gateway.count() == 1
+
+
+def test_reset_breaks_the_body_off(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.reset())
+    with pytest.raises((ConnectionResetError, http.client.IncompleteRead)):
+        post(gateway, {"model": "m"})
+    assert gateway.count() == 1
+
+
+def test_chunked_request_bodies_are_read(gateway: pt.FakeGateway) -> None:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("POST", "/v1/x", body=iter([b'{"model": ', b'"chunky"}']), encode_chunked=True)
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert gateway.models() == ["chunky"]
+
+
+def test_stop_drops_replies_still_waiting(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.slow(30.0))
+    sock = socket.create_connection(gateway.url.removeprefix("http://").split(":"))  # type: ignore[arg-type]
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    started = time.monotonic()
+    gateway.stop()
+    assert time.monotonic() - started < 5
+    sock.close()
+
+
+def test_loopback_only_and_helpful_errors() -> None:
+    with pytest.raises(ValueError, match="loopback only"):
+        pt.FakeGateway(host="0.0.0.0")
+    gateway = pt.FakeGateway()
+    with pytest.raises(RuntimeError, match="start the gateway first"):
+        _ = gateway.url
+    with gateway, pytest.raises(RuntimeError, match="already running"):
+        gateway.start()
+
+
+def test_testing_helpers_are_exported_and_not_collected() -> None:
+    assert pt.testing_mode.__test__ is False  # type: ignore[attr-defined]
+    assert pt.TestingMode.__test__ is False
+    with pt.testing_mode(seed=2) as mode:
+        assert pt.is_testing()
+        with pytest.raises(pe.GaveUp):
+            pe.Driver().call(lambda a: pe.Response(500), override={"max_attempts": 2})
+        assert len(mode.waits) == 1
+    assert not pt.is_testing()
+    assert sorted(pt.__all__) == pt.__all__
