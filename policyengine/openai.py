@@ -1,0 +1,110 @@
+"""The OpenAI SDK: clients whose retries, waits and fallbacks follow the policy.
+
+    import policyengine as pe
+    from policyengine.openai import client
+
+    llm = client(engine=pe.Engine(), api_key="sk-...", base_url="https://gateway/v1")
+    reply = llm.chat.completions.create(model="gpt-4o", messages=[...])
+
+``client()`` / ``async_client()`` build an ``openai.OpenAI`` /
+``openai.AsyncOpenAI`` whose own retries are off (``max_retries=0``) and whose
+HTTP client is an ``httpx`` client with ``policyengine.httpx.PolicyTransport``:
+exactly one layer retries, and it does what the policy says (a fallback
+switches the ``model`` of the next request; the SDK's ``Idempotency-Key`` is
+sent unchanged on every attempt).
+
+When the policy gives up, the SDK raises as usual (``openai.RateLimitError``,
+``openai.APITimeoutError``...): on a response,
+``error.response.extensions["policyengine.action"]`` is the final action; on a
+network failure, the ``httpx`` exception in ``error.__cause__`` carries a
+note saying why the policy gave up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import httpx
+import openai
+
+from ._driver import Driver
+from ._engine import Engine
+from .httpx import AsyncPolicyTransport, PolicyTransport
+
+__all__ = ["async_client", "client"]
+
+
+def _check(kwargs: dict[str, Any]) -> None:
+    if kwargs.get("max_retries", 0) != 0:
+        raise TypeError(
+            "the policy does the retrying: leave max_retries out (it is set to 0 so that "
+            "exactly one layer retries); tighten the policy with policyengine.overriding()"
+        )
+    if "http_client" in kwargs:
+        raise TypeError(
+            "client() builds the HTTP client itself: pass transport= (the inner httpx "
+            "transport) instead of http_client="
+        )
+
+
+def client(
+    *,
+    engine: Engine | None = None,
+    driver: Driver | None = None,
+    transport: httpx.BaseTransport | None = None,
+    **kwargs: Any,
+) -> openai.OpenAI:
+    """An ``openai.OpenAI`` client that retries as the policy says.
+
+    Args:
+        engine: The engine (its policy) to decide with; default ``Engine()``.
+        driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        transport: The ``httpx`` transport that really sends; default
+            ``httpx.HTTPTransport()``.
+        **kwargs: Arguments of ``openai.OpenAI`` (``api_key``, ``base_url``,
+            ``timeout``...), except ``max_retries`` and ``http_client``.
+
+    Returns:
+        The client.
+
+    Raises:
+        TypeError: ``max_retries`` (other than 0) or ``http_client`` was
+            given, or both ``engine`` and ``driver``.
+    """
+    _check(kwargs)
+    kwargs.pop("max_retries", None)
+    http = httpx.Client(transport=PolicyTransport(transport, engine=engine, driver=driver))
+    # The SDK takes an httpx.Client (or, from 3.x on, an httpx2.Client).
+    return openai.OpenAI(max_retries=0, http_client=cast(Any, http), **kwargs)
+
+
+def async_client(
+    *,
+    engine: Engine | None = None,
+    driver: Driver | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **kwargs: Any,
+) -> openai.AsyncOpenAI:
+    """An ``openai.AsyncOpenAI`` client that retries as the policy says.
+
+    Args:
+        engine: The engine (its policy) to decide with; default ``Engine()``.
+        driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        transport: The ``httpx`` transport that really sends; default
+            ``httpx.AsyncHTTPTransport()``.
+        **kwargs: Arguments of ``openai.AsyncOpenAI`` (``api_key``,
+            ``base_url``, ``timeout``...), except ``max_retries`` and ``http_client``.
+
+    Returns:
+        The client.
+
+    Raises:
+        TypeError: ``max_retries`` (other than 0) or ``http_client`` was
+            given, or both ``engine`` and ``driver``.
+    """
+    _check(kwargs)
+    kwargs.pop("max_retries", None)
+    http = httpx.AsyncClient(
+        transport=AsyncPolicyTransport(transport, engine=engine, driver=driver)
+    )
+    return openai.AsyncOpenAI(max_retries=0, http_client=cast(Any, http), **kwargs)

@@ -1,0 +1,150 @@
+"""requests: an ``HTTPAdapter`` that retries, waits and falls back as the policy says.
+
+    import requests
+    import policyengine as pe
+    from policyengine.requests import PolicyAdapter
+
+    session = requests.Session()
+    session.mount("https://", PolicyAdapter(engine=pe.Engine()))
+    response = session.post(url, json={"model": "gpt-4o", "messages": [...]})
+
+``PolicyAdapter`` is a ``requests.adapters.HTTPAdapter`` (it takes the same
+pool arguments), so a session keeps its auth, cookies, proxies and hooks.
+What the session gets back is what it would get without it: the final
+response (a success, or the error response the policy gave up on; call
+``raise_for_status()`` as usual), or the final exception
+(``requests.ReadTimeout``...), which carries a note saying why the policy
+gave up.
+
+On a fallback, the JSON body's ``"model"`` is replaced in the next request;
+every other header, including an ``Idempotency-Key`` you set, is sent again
+unchanged. To tighten the policy for some calls, wrap them in
+``policyengine.overriding(max_attempts=1)``.
+
+For retries and waits below requests (no model fallback), urllib3's way:
+``HTTPAdapter(max_retries=policyengine.urllib3.PolicyRetry())``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ._driver import (
+    Attempt,
+    Driver,
+    Outcome,
+    add_note,
+    body_model,
+    explain_note,
+    swap_model,
+    wants_body,
+)
+from ._engine import Engine
+from ._model import Response
+
+__all__ = ["PolicyAdapter"]
+
+
+class PolicyAdapter(HTTPAdapter):
+    """A transport adapter for ``requests`` sessions driven by a policy.
+
+    Args:
+        engine: The engine (its policy) to decide with; default ``Engine()``.
+        driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        **kwargs: ``HTTPAdapter`` arguments (``pool_connections``,
+            ``pool_maxsize``, ``pool_block``); not ``max_retries``.
+
+    Raises:
+        TypeError: ``max_retries`` was given (the policy does the retrying),
+            or both ``engine`` and ``driver``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        driver: Driver | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if "max_retries" in kwargs:
+            raise TypeError(
+                "PolicyAdapter does the retrying as the policy says: drop max_retries "
+                "(to limit attempts for some calls, use policyengine.overriding(max_attempts=...))"
+            )
+        if driver is not None and engine is not None:
+            raise TypeError("pass engine= or driver=, not both (a driver has its own engine)")
+        super().__init__(**kwargs)
+        self.driver = driver if driver is not None else Driver(engine or Engine())
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send ``request``, retrying and falling back per the policy.
+
+        Returns:
+            The final response (a success, or the one the policy gave up on).
+
+        Raises:
+            requests.RequestException: The final network failure (a note says why).
+        """
+        model = body_model(request.body)
+        method = request.method or "GET"
+
+        def attempt(a: Attempt) -> requests.Response:
+            sent = _retarget(request, a.model, model)
+            response = HTTPAdapter.send(
+                self,
+                sent,
+                stream=stream,
+                timeout=timeout,
+                verify=verify,
+                cert=cert,
+                proxies=proxies,
+            )
+            if wants_body(response.status_code, response.headers.get("content-type")):
+                _ = response.content  # read (and kept) so the policy can look at the error
+            return response
+
+        def view(response: requests.Response) -> Response:
+            read = wants_body(response.status_code, response.headers.get("content-type"))
+            body = (response.content or b"") if read else b""
+            return Response(response.status_code, list(response.headers.items()), body, method)
+
+        outcome: Outcome[requests.Response] = self.driver.run(
+            attempt, model=model, method=method, view=view, discard=_close
+        )
+        if outcome.error is not None:
+            add_note(outcome.error, explain_note(outcome.action, outcome.attempts))
+            raise outcome.error
+        assert outcome.value is not None
+        return outcome.value
+
+
+def _retarget(
+    request: requests.PreparedRequest, model: str | None, original: str | None
+) -> requests.PreparedRequest:
+    """The request to send for ``model``: the original, or a copy whose JSON
+    body names the fallback model."""
+    if model is None or original is None or model == original:
+        return request
+    body = request.body
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    assert isinstance(raw, bytes)  # body_model found a JSON object in it
+    copy = request.copy()
+    copy.body = swap_model(raw, model)
+    copy.headers["Content-Length"] = str(len(copy.body))
+    return copy
+
+
+def _close(response: requests.Response) -> None:
+    response.close()

@@ -1,0 +1,254 @@
+"""urllib3: a ``Retry`` that retries, waits and gives up as the policy says.
+
+    import urllib3
+    import policyengine as pe
+    from policyengine.urllib3 import PolicyRetry
+
+    http = urllib3.PoolManager(retries=PolicyRetry(engine=pe.Engine()))
+    response = http.request("POST", url, json={"model": "gpt-4o", "messages": [...]})
+
+It plugs in wherever urllib3 takes ``retries=`` (``PoolManager``,
+``HTTPConnectionPool``, ``urlopen``) and into requests as
+``HTTPAdapter(max_retries=PolicyRetry())``. urllib3 still runs its loop; each
+decision comes from the engine through the ``Driver`` (logging, hooks,
+testing mode, ``overriding()``), and each wait is the engine's delay.
+
+What you get back is what urllib3 gives: the final response when the policy
+gives up on a response (or ``MaxRetryError`` whose ``reason`` is a
+``PolicyGaveUp`` with the action, if you set ``raise_on_status=True``); on a
+network failure, a read error (``ReadTimeoutError``, ``ProtocolError``) is
+raised as it is and any other error inside ``MaxRetryError``, as urllib3 does,
+each with a note saying why the policy gave up.
+
+Limits of this layer, which sees neither the request body nor when the
+first attempt started:
+
+- It cannot switch models: a ``fallback`` action gives up with the response
+  (for model fallback use ``policyengine.requests.PolicyAdapter`` or the
+  ``Driver``).
+- ``elapsed`` counts from the first failed attempt.
+- To decide, it reads the body of an error response. With
+  ``preload_content=False`` (requests does this) the body of the response it
+  gives up on is then in ``response.data`` only; requests users should mount
+  ``policyengine.requests.PolicyAdapter`` instead.
+- A success is handed over before its body is read when
+  ``preload_content=False``: a body that breaks off later (requests reads it
+  after urllib3 returns) is beyond any ``Retry``.
+- Redirects stay urllib3's business (counted by ``redirect``, default 10).
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+import attrs
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import RequestHistory, Retry
+
+from . import _driver
+from ._driver import Attempt, Decision, Driver, Override, add_note, explain_note, give_up
+from ._engine import Engine
+from ._model import Action, ActionKind, Response
+
+__all__ = ["PolicyGaveUp", "PolicyRetry"]
+
+#: Follow at most this many redirects (urllib3 counts them; the policy does not).
+DEFAULT_REDIRECTS = 10
+
+
+class PolicyGaveUp(ResponseError):
+    """The ``reason`` of the ``MaxRetryError`` raised when the policy gives up
+    on a response and ``raise_on_status`` is set.
+
+    Attributes:
+        action: The final action (``remediation``, ``explanation``).
+        history: One ``Decision`` per attempt.
+    """
+
+    def __init__(self, action: Action, history: tuple[Decision, ...]) -> None:
+        self.action = action
+        self.history = history
+        super().__init__(_driver.explain_note(action, len(history)))
+
+
+@attrs.frozen
+class _State:
+    """What one request's chain of ``PolicyRetry`` objects carries along."""
+
+    started: float | None = None
+    waited: float = 0.0
+    decisions: tuple[Decision, ...] = ()
+    pending: Action | None = None
+
+
+class PolicyRetry(Retry):
+    """A ``urllib3.util.Retry`` whose every decision comes from the policy.
+
+    Args:
+        engine: The engine (its policy) to decide with; default ``Engine()``.
+        driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        override: Tighter limits for every request made with this object.
+        redirect: How many redirects to follow (urllib3's count).
+        raise_on_status: True: raise ``MaxRetryError`` (``reason`` a
+            ``PolicyGaveUp``) instead of returning a response the policy gave
+            up on.
+        **kwargs: Other ``Retry`` arguments, kept for urllib3's sake; the
+            counters (``total``, ``connect``, ``read``, ``status``) and
+            ``allowed_methods`` are the policy's business and stay unused.
+
+    Raises:
+        TypeError: Both ``engine`` and ``driver`` were given.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        driver: Driver | None = None,
+        override: Override | None = None,
+        redirect: bool | int | None = DEFAULT_REDIRECTS,
+        raise_on_status: bool = False,
+        _state: _State | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if driver is not None and engine is not None:
+            raise TypeError("pass engine= or driver=, not both (a driver has its own engine)")
+        kwargs.setdefault("total", None)
+        kwargs.setdefault("allowed_methods", None)
+        super().__init__(redirect=redirect, raise_on_status=raise_on_status, **kwargs)
+        self.driver = driver if driver is not None else Driver(engine or Engine())
+        self.override = override
+        self._state = _state if _state is not None else _State()
+
+    def new(self, **kw: Any) -> PolicyRetry:
+        """A copy with ``kw`` changed (urllib3 makes one per attempt)."""
+        kw.setdefault("driver", self.driver)
+        kw.setdefault("override", self.override)
+        kw.setdefault("_state", self._state)
+        new = super().new(**kw)
+        assert isinstance(new, PolicyRetry)
+        return new
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """The decisions made so far for this request."""
+        return self._state.decisions
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        """Whether urllib3 should hand this response to ``increment``: every
+        one the policy does not call a success from its status alone, except
+        redirects (the body decides the rest, in ``increment``)."""
+        if status_code in BaseHTTPResponse.REDIRECT_STATUSES:
+            return False
+        verb = method.upper()
+        plain = self.driver.engine.evaluate(Response(status_code, method=verb))
+        if plain.kind is not ActionKind.SUCCEED:
+            return True
+        # A success: decided (logged, and told to the hooks) here, as urllib3
+        # hands it to no other method of ours.
+        attempt = self._attempt()
+        action = self.driver.decide(
+            Response(status_code, method=verb), attempt, method=verb, override=self.override
+        )
+        self.driver.notify(Decision(attempt, action, None))
+        return False
+
+    def _attempt(self) -> Attempt:
+        state = self._state
+        if _driver._TESTING is not None:
+            elapsed = state.waited
+        elif state.started is None:
+            elapsed = 0.0
+        else:
+            elapsed = max(0.0, self.driver.clock() - state.started)
+        return Attempt(len(state.decisions) + 1, None, elapsed)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> PolicyRetry:
+        """Decide about one response or network failure.
+
+        Returns:
+            The ``PolicyRetry`` for the next attempt, when the policy retries.
+
+        Raises:
+            MaxRetryError: The policy gave up (urllib3 returns the response
+                instead unless ``raise_on_status``), or a network failure
+                other than a read error.
+            urllib3.exceptions.ReadTimeoutError: The policy gave up on a read
+                timeout (likewise ``ProtocolError``).
+        """
+        if error is None and response is not None and response.get_redirect_location():
+            new = super().increment(method, url, response, error, _pool, _stacktrace)
+            assert isinstance(new, PolicyRetry)
+            return new
+        state = self._state
+        started = state.started if state.started is not None else self.driver.clock()
+        attempt = self._attempt()
+        verb = method.upper() if method else None
+        outcome: object = error
+        status = None
+        if error is None and response is not None:
+            status = response.status
+            try:
+                body = response.data or b""
+            except Exception as exc:  # the body broke off: a network failure
+                error = exc
+                outcome = exc
+            else:
+                outcome = Response(status, list(response.headers.items()), body, verb)
+        action = self.driver.decide(outcome, attempt, method=verb, override=self.override)
+        if action.kind is ActionKind.FALLBACK:
+            action = give_up(
+                action,
+                f"fail: the fallback to {action.fallback!r} needs a new request body, which "
+                "urllib3's Retry cannot send (use policyengine.requests.PolicyAdapter or the "
+                "Driver for model fallback)",
+            )
+        decision = Decision(attempt, action, outcome, action.delay if action.should_retry else 0.0)
+        self.driver.notify(decision)
+        history = (*self.history, RequestHistory(method, url, error, status, None))
+        decisions = (*state.decisions, decision)
+        if action.should_retry:
+            return self.new(
+                history=history,
+                _state=_State(started, state.waited + action.delay, decisions, action),
+            )
+        if error is not None:
+            add_note(error, explain_note(action, len(decisions)))
+            # As urllib3 does when it will not retry: a read error as it is
+            # (a body that broke off is one), anything else inside MaxRetryError.
+            if response is not None or self._is_read_error(error):
+                raise error.with_traceback(_stacktrace) if _stacktrace else error
+            raise MaxRetryError(_pool, url, error) from error  # type: ignore[arg-type]
+        raise MaxRetryError(_pool, url, PolicyGaveUp(action, decisions))  # type: ignore[arg-type]
+
+    def get_backoff_time(self) -> float:
+        """The wait the policy asked for before the next attempt."""
+        pending = self._state.pending
+        return pending.delay if pending is not None and pending.should_retry else 0.0
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """Wait what the policy asked for (recorded, not slept, in testing mode)."""
+        pending = self._state.pending
+        if pending is None:
+            return
+        seconds = self.driver.wait(pending)
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(decisions={len(self._state.decisions)}, "
+            f"redirect={self.redirect}, raise_on_status={self.raise_on_status})"
+        )

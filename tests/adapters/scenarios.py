@@ -1,0 +1,272 @@
+"""The scenarios every adapter must pass, with its real client library, against
+the real fake gateway. Each ``test_<lib>.py`` subclasses ``Scenarios`` and
+implements ``send`` with its client; nothing here mocks a client."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import attrs
+import pytest
+
+import policyengine as pe
+from policyengine.testing import (
+    FakeGateway,
+    TestingMode,
+    bad_gateway_html,
+    context_length_exceeded,
+    invalid_api_key,
+    model_not_found,
+    rate_limited,
+    reset,
+    slow,
+    unavailable,
+)
+
+from .conftest import BACKUP
+
+#: Client timeouts in these tests (seconds): short, so a slow reply times out fast.
+TIMEOUT = 0.3
+#: A reply slower than TIMEOUT (the gateway drops it when the test ends).
+SLOW = 3.0
+SECRET = "sk-live-9f8e7d6c5b4a39281706"
+
+
+@attrs.frozen
+class Sent:
+    """How a call through an adapter ended, as its client's user sees it."""
+
+    status: int | None
+    body: Any
+    error: BaseException | None
+
+
+def parse(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace")
+
+
+class Scenarios:
+    """Adapter tests; a subclass implements ``send``."""
+
+    #: Whether the adapter can switch the model of the next request.
+    fallback = True
+    #: Whether the client can send a GET to the chat URL.
+    get = True
+
+    def send(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ) -> Sent:
+        raise NotImplementedError
+
+    # --- helpers -----------------------------------------------------------------
+
+    def run(
+        self, gateway: FakeGateway, engine: pe.Engine, **kwargs: Any
+    ) -> tuple[Sent, list[pe.Decision]]:
+        decisions: list[pe.Decision] = []
+        sent = self.send(gateway, pe.Driver(engine, hooks=(decisions.append,)), **kwargs)
+        return sent, decisions
+
+    # --- the scenarios ---------------------------------------------------------------
+
+    def test_429_retry_after_then_200_waits_what_the_server_asked(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(rate_limited(retry_after=3))
+        sent, decisions = self.run(gateway, default_engine)
+        assert sent.status == 200, sent
+        assert gateway.count() == 2
+        assert testing.waits == [3.0]
+        assert [d.action.kind for d in decisions] == [pe.ActionKind.RETRY, pe.ActionKind.SUCCEED]
+        assert decisions[0].action.rule_id == "rate-limit-exceeded"
+
+    def test_503_twice_then_200(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(unavailable(), unavailable())
+        sent, decisions = self.run(gateway, default_engine)
+        assert sent.status == 200
+        assert gateway.count() == 3
+        assert len(testing.waits) == 2
+        assert testing.waits == [d.action.delay for d in decisions[:2]]
+        assert all(w > 0 for w in testing.waits)
+
+    def test_503_forever_gives_up_after_max_attempts(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        limit = default_engine.policy.rule("upstream-unavailable").max_attempts
+        gateway.script(*[unavailable()] * (limit + 3))
+        sent, decisions = self.run(gateway, default_engine)
+        assert gateway.count() == limit
+        assert sent.status == 503
+        assert len(testing.waits) == limit - 1
+        assert decisions[-1].action.kind is pe.ActionKind.FAIL
+        assert "max_attempts" in decisions[-1].action.explanation
+
+    def test_fallback_switches_the_model_of_the_next_request(
+        self, gateway: FakeGateway, testing: TestingMode, deployment_engine: pe.Engine
+    ) -> None:
+        gateway.script(unavailable(), model="primary")
+        sent, decisions = self.run(gateway, deployment_engine, model="primary")
+        if not self.fallback:
+            # This layer cannot rewrite the body: it gives up rather than
+            # retry what the policy wanted switched.
+            assert gateway.models() == ["primary"]
+            assert sent.status == 503
+            assert decisions[0].action.kind is pe.ActionKind.FAIL
+            assert "fallback" in decisions[0].action.explanation
+            return
+        assert gateway.models() == ["primary", BACKUP]
+        assert sent.status == 200
+        assert sent.body["model"] == BACKUP
+        assert decisions[0].action.kind is pe.ActionKind.FALLBACK
+        assert [d.attempt.model for d in decisions] == ["primary", BACKUP]
+
+    def test_model_not_found_falls_back(
+        self, gateway: FakeGateway, testing: TestingMode, deployment_engine: pe.Engine
+    ) -> None:
+        gateway.script(model_not_found(), model="typo-model")
+        sent, _ = self.run(gateway, deployment_engine, model="typo-model")
+        if not self.fallback:
+            assert gateway.count() == 1
+            assert sent.status == 404
+            return
+        assert gateway.models() == ["typo-model", BACKUP]
+        assert sent.status == 200
+
+    def test_model_not_found_without_fallbacks_is_not_retried(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(model_not_found())
+        sent, decisions = self.run(gateway, default_engine, model="typo-model")
+        assert gateway.count() == 1
+        assert sent.status == 404
+        assert decisions[0].action.classification == "not_found"
+        assert "typo-model" in decisions[0].action.remediation
+
+    def test_502_html_page_is_retried(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(bad_gateway_html())
+        sent, decisions = self.run(gateway, default_engine)
+        assert sent.status == 200
+        assert gateway.count() == 2
+        assert decisions[0].action.status == 502
+        assert decisions[0].action.error is not None
+        assert decisions[0].action.error.message == "502 Bad Gateway"
+
+    def test_invalid_api_key_is_not_retried(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(invalid_api_key())
+        sent, decisions = self.run(gateway, default_engine)
+        assert gateway.count() == 1
+        assert sent.status == 401
+        assert testing.waits == []
+        assert decisions[0].action.rule_id == "invalid-api-key"
+
+    def test_context_length_exceeded_is_not_retried(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(context_length_exceeded(limit=4096))
+        sent, decisions = self.run(gateway, default_engine)
+        assert gateway.count() == 1
+        assert sent.status == 400
+        assert "4096" in decisions[0].action.remediation
+
+    def test_slow_reply_times_out_is_classified_and_retried(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(slow(SLOW))
+        sent, decisions = self.run(gateway, default_engine)
+        assert sent.status == 200
+        assert gateway.count() == 2
+        assert decisions[0].action.transport == "read_timeout"
+        assert decisions[0].action.kind is pe.ActionKind.RETRY
+
+    def test_reset_mid_response_is_classified_and_retried(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(reset())
+        sent, decisions = self.run(gateway, default_engine)
+        assert sent.status == 200
+        assert gateway.count() == 2
+        assert decisions[0].action.classification == "connection"
+        assert decisions[0].action.transport in {"reset", "incomplete", "protocol"}
+
+    def test_post_read_timeout_is_not_retried_when_the_policy_says_so(
+        self, gateway: FakeGateway, testing: TestingMode, deployment_engine: pe.Engine
+    ) -> None:
+        gateway.script(slow(SLOW), slow(SLOW))
+        sent, decisions = self.run(gateway, deployment_engine)
+        assert gateway.count() == 1
+        assert sent.error is not None
+        assert sent.status is None
+        assert decisions[0].action.rule_id == "post-read-timeout"
+        assert decisions[0].action.kind is pe.ActionKind.FAIL
+
+    def test_get_read_timeout_is_still_retried(
+        self, gateway: FakeGateway, testing: TestingMode, deployment_engine: pe.Engine
+    ) -> None:
+        if not self.get:
+            pytest.skip("this client sends only POST to the chat endpoint")
+        gateway.script(slow(SLOW))
+        sent, decisions = self.run(gateway, deployment_engine, method="GET")
+        assert gateway.count() == 2
+        assert sent.status == 200
+        assert decisions[0].action.rule_id == "timeout"
+
+    def test_idempotency_key_is_reused_on_every_attempt(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(unavailable(), rate_limited(retry_after=1))
+        sent, _ = self.run(gateway, default_engine, headers={"Idempotency-Key": "order-42"})
+        assert sent.status == 200
+        assert [r.header("Idempotency-Key") for r in gateway.received] == ["order-42"] * 3
+
+    def test_overriding_limits_attempts_for_one_call(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(unavailable(), unavailable())
+        with pe.overriding(max_attempts=1):
+            sent, decisions = self.run(gateway, default_engine)
+        assert gateway.count() == 1
+        assert sent.status == 503
+        assert "per-call max_attempts = 1" in decisions[0].action.explanation
+        gateway.clear()
+        gateway.script(unavailable())
+        sent, _ = self.run(gateway, default_engine)  # outside the block: the policy again
+        assert (sent.status, gateway.count()) == (200, 2)
+
+    def test_api_keys_never_reach_the_log(
+        self,
+        gateway: FakeGateway,
+        testing: TestingMode,
+        default_engine: pe.Engine,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        gateway.script(invalid_api_key(echo_key=True))
+        with caplog.at_level(logging.DEBUG, logger="policyengine"):
+            sent, _ = self.run(
+                gateway, default_engine, headers={"Authorization": f"Bearer {SECRET}"}
+            )
+        assert sent.status == 401
+        assert SECRET in gateway.received[0].header("Authorization")  # type: ignore[operator]
+        records = [r for r in caplog.records if r.name == "policyengine"]
+        assert records, "the give-up was not logged"
+        assert records[-1].levelno == logging.WARNING
+        assert records[-1].rule_id == "invalid-api-key"  # type: ignore[attr-defined]
+        assert SECRET not in caplog.text
+        assert SECRET[8:] not in caplog.text
+        assert SECRET not in repr([r.__dict__ for r in records])

@@ -1,0 +1,122 @@
+"""policyengine.openai: the real OpenAI SDK, its own retries off, against the
+fake gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+openai = pytest.importorskip("openai")
+
+import policyengine as pe  # noqa: E402
+from policyengine.openai import async_client, client  # noqa: E402
+from policyengine.testing import (  # noqa: E402
+    FakeGateway,
+    TestingMode,
+    rate_limited,
+    unavailable,
+)
+
+from .scenarios import TIMEOUT, Scenarios, Sent  # noqa: E402
+
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+
+
+def _options(gateway: FakeGateway, headers: dict[str, str] | None) -> tuple[dict[str, Any], Any]:
+    headers = dict(headers or {})
+    auth = headers.pop("Authorization", "Bearer sk-test-key")
+    options = {"api_key": auth.split(" ", 1)[1], "base_url": gateway.base_url, "timeout": TIMEOUT}
+    return options, headers or None
+
+
+def _sent_error(exc: Exception) -> Sent:
+    if isinstance(exc, openai.APIStatusError):
+        return Sent(exc.status_code, exc.body, exc)
+    return Sent(None, None, exc)
+
+
+class TestOpenAISync(Scenarios):
+    get = False
+
+    def send(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ) -> Sent:
+        options, extra = _options(gateway, headers)
+        llm = client(driver=driver, **options)
+        try:
+            reply = llm.chat.completions.create(model=model, messages=MESSAGES, extra_headers=extra)
+        except openai.OpenAIError as exc:
+            return _sent_error(exc)
+        finally:
+            llm.close()
+        return Sent(200, {"model": reply.model}, None)
+
+
+class TestOpenAIAsync(Scenarios):
+    get = False
+
+    def send(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ) -> Sent:
+        async def go() -> Sent:
+            options, extra = _options(gateway, headers)
+            llm = async_client(driver=driver, **options)
+            try:
+                reply = await llm.chat.completions.create(
+                    model=model, messages=MESSAGES, extra_headers=extra
+                )
+            except openai.OpenAIError as exc:
+                return _sent_error(exc)
+            finally:
+                await llm.close()
+            return Sent(200, {"model": reply.model}, None)
+
+        return asyncio.run(go())
+
+
+def test_sdk_retries_are_off_so_one_layer_retries(
+    gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+) -> None:
+    limit = default_engine.policy.rule("upstream-unavailable").max_attempts
+    gateway.script(*[unavailable()] * (limit + 5))
+    llm = client(engine=default_engine, api_key="sk-x", base_url=gateway.base_url)
+    assert llm.max_retries == 0
+    with pytest.raises(openai.InternalServerError) as caught:
+        llm.chat.completions.create(model="m", messages=MESSAGES)
+    assert gateway.count() == limit  # not limit * (SDK retries + 1)
+    action = caught.value.response.extensions["policyengine.action"]
+    assert action.kind is pe.ActionKind.FAIL
+
+
+def test_rate_limit_error_after_give_up_carries_the_action(
+    gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+) -> None:
+    gateway.script(*[rate_limited(retry_after=1)] * 2)
+    llm = client(engine=default_engine, api_key="sk-x", base_url=gateway.base_url)
+    with pe.overriding(max_attempts=2), pytest.raises(openai.RateLimitError) as caught:
+        llm.chat.completions.create(model="m", messages=MESSAGES)
+    assert gateway.count() == 2
+    assert testing.waits == [1.0]
+    action = caught.value.response.extensions["policyengine.action"]
+    assert action.classification == "rate_limit"
+
+
+def test_max_retries_and_http_client_are_refused() -> None:
+    with pytest.raises(TypeError, match="exactly one layer retries"):
+        client(max_retries=2, api_key="sk-x")
+    with pytest.raises(TypeError, match="transport="):
+        client(http_client=object(), api_key="sk-x")
