@@ -91,7 +91,12 @@ def _attribute_docs(cls: type) -> dict[str, str]:
             docs[current] = m.group(2).strip()
         elif current and line.strip():
             docs[current] += " " + line.strip()
-    return {k: re.sub(r"``([^`]*)``", r"\1", v) for k, v in docs.items()}
+    return {k: _plain(v) for k, v in docs.items()}
+
+
+def _plain(text: str) -> str:
+    """Docstring text without reStructuredText literals."""
+    return re.sub(r"``([^`]*)``", r"\1", text)
 
 
 class _Builder:
@@ -160,8 +165,9 @@ class _Builder:
                 prop["default"] = []
             properties[field.name] = prop
         out: dict[str, Any] = {"type": "object", "properties": properties}
-        if cls.__doc__:
-            out["description"] = inspect.getdoc(cls).split("\n\n")[0].replace("\n", " ")  # type: ignore[union-attr]
+        doc = inspect.getdoc(cls)
+        if doc:
+            out["description"] = _plain(doc.split("\n\n")[0].replace("\n", " "))
         out["additionalProperties"] = False
         if cls.__name__ in _REQUIRED:
             out["required"] = _REQUIRED[cls.__name__]

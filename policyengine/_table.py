@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from typing import Any
 
 import attrs
@@ -27,7 +28,6 @@ _LEADING_STATUS = re.compile(r"^([0-9]{3}(?:/[0-9]{3})*)\s+(.*)$", re.DOTALL)
 _LABEL = re.compile(r"^([A-Za-z][A-Za-z ]{0,40}):\s+(?=\S)")
 _SERVER_SAID = re.compile(r"\s*Server said:\s*\{message\}\.?")
 _MESSAGE_TAIL = re.compile(r"(?::\s*\{message\}\.?$|\s*\(\{message\}\))")
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
 @attrs.frozen
@@ -58,12 +58,18 @@ class RetryRow:
 
 
 def _fill(text: str, status: str | None = None) -> str:
-    def one(m: re.Match[str]) -> str:
-        if m.group(1) == "status" and status is not None:
-            return status
-        return "xxx"
-
-    return _PLACEHOLDER.sub(one, text).replace("{{", "{").replace("}}", "}")
+    """A template with its placeholders as a document writes them: ``{status}``
+    as the row's status, anything else as ``xxx``; ``{{`` / ``}}`` as braces."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError:  # pragma: no cover - the loader checked the template
+        return text
+    out = []
+    for literal, field, _, _ in parts:
+        out.append(literal)
+        if field is not None:
+            out.append(status if field == "status" and status is not None else "xxx")
+    return "".join(out)
 
 
 def _clean(remediation: str) -> str:
