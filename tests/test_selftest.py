@@ -101,3 +101,7 @@ def test_only_files(tmp_path: Path) -> None:
     report = run_tests(policy, only_files={str(tmp_path / "p.toml")})
     assert [r.name for r in report.results] == ["mine"]
     assert report.results[0].path == "$.tests[0]"
+    assert report.unexercised == ()  # the file has no rules of its own
+    everything = run_tests(policy)
+    assert len(everything.results) == len(policy.tests)
+    assert "conflict" in everything.unexercised  # no default test sends a 409
