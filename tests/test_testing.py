@@ -105,10 +105,8 @@ def test_scripts_per_model_then_any_model_then_default(gateway: pt.FakeGateway) 
 
 def test_slow_reply_makes_a_client_time_out(gateway: pt.FakeGateway) -> None:
     gateway.script(pt.slow(2.0))
-    started = time.monotonic()
     with pytest.raises(TimeoutError):
         post(gateway, {}, timeout=0.2)
-    assert time.monotonic() - started < 1.5
     assert gateway.count() == 1
 
 
@@ -130,12 +128,15 @@ def test_chunked_request_bodies_are_read(gateway: pt.FakeGateway) -> None:
 
 def test_stop_drops_replies_still_waiting(gateway: pt.FakeGateway) -> None:
     gateway.script(pt.slow(30.0))
-    sock = socket.create_connection(gateway.url.removeprefix("http://").split(":"))  # type: ignore[arg-type]
+    host, port = gateway.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.1)
+    while gateway.count() == 0:
+        time.sleep(0.01)
     started = time.monotonic()
     gateway.stop()
-    assert time.monotonic() - started < 5
+    # Far less than the 30 s the reply waits: stop() does not wait for it.
+    assert time.monotonic() - started < 20
     sock.close()
 
 
