@@ -28,6 +28,13 @@ DEPLOYMENT = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _loopback_without_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy set in the environment must not see the fake gateway's traffic."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def gateway() -> Iterator[FakeGateway]:
     with FakeGateway() as running:
