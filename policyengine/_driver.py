@@ -39,7 +39,7 @@ import backoff
 from backoff.types import Details
 
 from ._engine import Engine
-from ._model import Action, ActionDetails, ActionKind, ParsedError, Response, StaticDetails
+from ._model import Action, ActionDetails, ActionKind, ParsedError, StaticDetails
 from ._response import redact
 
 __all__ = [
@@ -439,14 +439,7 @@ def _give_up_message(action: Action, attempts: int) -> str:
 def delay_source(action: Action) -> str:
     """Where ``action.delay`` came from: ``server`` (a wait hint), ``clamp``
     (a hint cut to hint_max), ``backoff``, or ``none`` (no wait)."""
-    if action.delay <= 0 and not action.should_retry:
-        return "none"
-    for reason in action.reasons:
-        if "on_long_hint = clamp" in reason:
-            return "clamp"
-        if "as the server asked" in reason or reason.startswith("server hint"):
-            return "server"
-    return "backoff" if action.should_retry else "none"
+    return action.delay_source
 
 
 Hook = Callable[[Decision], None]
@@ -807,11 +800,6 @@ class Driver:
         """
         mode = testing if testing is not None else _TESTING
         engine = mode.engine_for(self.engine) if mode is not None else self.engine
-        if isinstance(outcome, Response) and method and outcome.method is None:
-            # Built afresh rather than attrs.evolve()d: evolve would run the
-            # headers converter again over the already indexed headers.
-            pairs = [(k, v) for k, values in outcome.headers.items() for v in values]
-            outcome = Response(outcome.status, pairs, outcome.body, method.upper())
         action = engine.evaluate(
             outcome, attempt.number, attempt.elapsed, model=attempt.model, method=method
         )
@@ -938,3 +926,7 @@ class _Tightened:
     @property
     def reasons(self) -> tuple[str, ...]:
         return (*self.base.reasons, self.why)
+
+    @property
+    def delay_source(self) -> str:
+        return "none"  # a give-up waits for nothing

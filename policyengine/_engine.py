@@ -111,6 +111,7 @@ class _Decision:
         "backoff",
         "compiled",
         "delay",
+        "delay_source",
         "elapsed",
         "engine",
         "events",
@@ -148,6 +149,7 @@ class _Decision:
         self.hint: tuple[float, str, str] | None = None
         self.backoff: tuple[float, float] | None = None
         self.delay = 0.0
+        self.delay_source = "none"
         self.fallback: str | None = None
         self._error: ParsedError | None = None
         self._reasons: tuple[str, ...] | None = None
@@ -311,6 +313,7 @@ class _Fixed:
     reasons: tuple[str, ...]
     remediation: str
     error: ParsedError | None = None
+    delay_source: str = "none"
 
 
 @attrs.frozen(init=False)
@@ -528,16 +531,16 @@ class Engine:
         if r is not None and rule.use_hints and self._hints:
             d.hint = read_hints(r.headers, self._hints, self.clock)
         if d.hint is None:
-            return self._retry(d, self._backoff(d), retryable)
+            return self._retry(d, self._backoff(d), retryable, "backoff")
         hint = d.hint[0]
         d.events.append(("hint", *d.hint))
         if hint <= rule.hint_max or rule.on_long_hint is LongHint.HONOUR:
             d.events.append(("hint_delay", hint, hint > rule.hint_max))
-            return self._retry(d, hint, retryable)
+            return self._retry(d, hint, retryable, "server")
         mode = rule.on_long_hint
         if mode is LongHint.CLAMP:
             d.events.append(("long_hint", hint, "clamp"))
-            return self._retry(d, rule.hint_max, retryable)
+            return self._retry(d, rule.hint_max, retryable, "clamp")
         if mode is LongHint.FALLBACK:
             nxt = _next_model(rule.fallback, d.model)
             if nxt is not None:
@@ -546,7 +549,7 @@ class Engine:
             d.events.append(("long_hint", hint, "fallback_none"))
         else:
             d.events.append(("long_hint", hint, "fail"))
-        d.delay = hint
+        d.delay, d.delay_source = hint, "server"
         return self._action(d, ActionKind.FAIL, retryable)
 
     def _past_deadline(self, d: _Decision, delay: float) -> bool:
@@ -554,14 +557,15 @@ class Engine:
         if limit > 0 and d.elapsed + delay > limit:
             d.events.append(("deadline", delay))
             # A server's wait stays attached so the caller knows when to come back.
-            d.delay = d.hint[0] if d.hint is not None else 0.0
+            if d.hint is not None:
+                d.delay, d.delay_source = d.hint[0], "server"
             return True
         return False
 
-    def _retry(self, d: _Decision, delay: float, retryable: bool) -> Action:
+    def _retry(self, d: _Decision, delay: float, retryable: bool, source: str) -> Action:
         if self._past_deadline(d, delay):
             return self._action(d, ActionKind.FAIL, retryable)
-        d.delay = delay
+        d.delay, d.delay_source = delay, source
         return self._action(d, ActionKind.RETRY, retryable)
 
     def _backoff(self, d: _Decision) -> float:
@@ -577,7 +581,7 @@ class Engine:
         if self._past_deadline(d, delay):
             return self._action(d, ActionKind.FAIL, retryable)
         d.events.append(("fallback", nxt))
-        d.delay, d.fallback = delay, nxt
+        d.delay, d.delay_source, d.fallback = delay, "backoff", nxt
         return self._action(d, ActionKind.FALLBACK, retryable)
 
     def _action(self, d: _Decision, kind: ActionKind, retryable: bool) -> Action:

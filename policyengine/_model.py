@@ -384,8 +384,10 @@ def _header_text(value: object) -> str:
 def index_headers(
     headers: Mapping[str, str] | Sequence[tuple[str, str]] | None,
 ) -> dict[str, tuple[str, ...]]:
-    """Lower-cased name -> its values in order. Never raises on odd input:
-    non-text names and values are decoded or ``str()``-ed, malformed items skipped."""
+    """Lower-cased name -> its values in order. A value that is a tuple or list
+    stands for several values of the name, so indexing an index changes
+    nothing. Never raises on odd input: non-text names and values are decoded
+    or ``str()``-ed, malformed items skipped."""
     if not headers:
         return {}
     items: object = headers
@@ -405,7 +407,10 @@ def index_headers(
             except (TypeError, ValueError):
                 continue
             key = _header_text(name).strip().lower()
-            index[key] = (*index.get(key, ()), _header_text(value))
+            if isinstance(value, (tuple, list)):  # several values (an index already)
+                index[key] = (*index.get(key, ()), *(_header_text(v) for v in value))
+            else:
+                index[key] = (*index.get(key, ()), _header_text(value))
     except Exception:  # a hostile iterable: keep what was read
         pass
     return index
@@ -473,6 +478,9 @@ class ActionDetails(Protocol):
     @property
     def reasons(self) -> tuple[str, ...]: ...
 
+    @property
+    def delay_source(self) -> str: ...
+
 
 @attrs.frozen
 class StaticDetails:
@@ -481,6 +489,7 @@ class StaticDetails:
     error: ParsedError | None = None
     remediation: str = ""
     reasons: tuple[str, ...] = ()
+    delay_source: str = "none"
 
 
 _NO_DETAILS = StaticDetails()
@@ -506,7 +515,8 @@ class Action:
 
     Properties ``error`` (the parsed error, secrets redacted, or None),
     ``remediation`` (what to tell a person), ``reasons`` (the explanation, a
-    step per item) and ``explanation`` (the reasons as lines).
+    step per item), ``explanation`` (the reasons as lines) and
+    ``delay_source`` (``server``, ``clamp``, ``backoff`` or ``none``).
     """
 
     kind: ActionKind
@@ -533,6 +543,12 @@ class Action:
     def reasons(self) -> tuple[str, ...]:
         """The explanation, one step per item."""
         return self.details.reasons
+
+    @property
+    def delay_source(self) -> str:
+        """Where ``delay`` came from: ``server`` (a wait hint, used as it is),
+        ``clamp`` (a hint cut to ``hint_max``), ``backoff``, or ``none``."""
+        return self.details.delay_source
 
     @property
     def explanation(self) -> str:

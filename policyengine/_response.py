@@ -442,6 +442,21 @@ _KNOWN: dict[tuple[str, str], str] = {
     ("openai", "APITimeoutError"): "timeout",
     ("openai", "APIConnectionError"): "connection",
 }
+# openai 3.x may run on the httpx2 / httpcore2 forks: same exception names.
+for (_package, _name), _kind in list(_KNOWN.items()):
+    if _package == "httpx":
+        _KNOWN[("httpx2", _name)] = _kind
+for _name, _kind in (
+    ("ConnectTimeout", "connect_timeout"),
+    ("ReadTimeout", "read_timeout"),
+    ("WriteTimeout", "write_timeout"),
+    ("PoolTimeout", "pool_timeout"),
+    ("TimeoutException", "timeout"),
+    ("RemoteProtocolError", "protocol"),
+    ("NetworkError", "connection"),
+):
+    for _package in ("httpcore", "httpcore2"):
+        _KNOWN[(_package, _name)] = _kind
 _NETWORK_ERRNOS = frozenset(
     getattr(errno, name)
     for name in (

@@ -416,3 +416,38 @@ def test_engine_is_shareable_across_threads() -> None:
         kinds = list(pool.map(lambda r: engine.evaluate(r).kind, responses))
     assert kinds[:4] == [K.RETRY, K.RETRY, K.RETRY, K.RETRY]
     assert len(kinds) == 800
+
+
+class TestDelaySource:
+    @pytest.mark.parametrize(
+        ("headers", "mode", "kind", "source"),
+        [
+            ({}, "fail", K.RETRY, "backoff"),
+            ({"Retry-After": "5"}, "fail", K.RETRY, "server"),
+            ({"Retry-After": "3600"}, "clamp", K.RETRY, "clamp"),
+            ({"Retry-After": "3600"}, "fail", K.FAIL, "server"),
+        ],
+    )
+    def test_where_the_delay_came_from(
+        self, headers: dict[str, str], mode: str, kind: pe.ActionKind, source: str
+    ) -> None:
+        engine = engine_for({"id": "r", **RETRY, "on_long_hint": mode})
+        action = engine.evaluate(pe.Response(429, headers))
+        assert (action.kind, action.delay_source) == (kind, source)
+
+    def test_no_wait(self) -> None:
+        engine = engine_for({"id": "f"})
+        assert engine.evaluate(pe.Response(400)).delay_source == "none"
+
+
+def test_method_argument_keeps_the_headers() -> None:
+    # evaluate(method=...) rebuilds the response: the hint must survive.
+    engine = pe.Engine(rng=random.Random(0))
+    action = engine.evaluate(pe.Response(429, {"Retry-After": "2"}), method="POST")
+    assert (action.delay, action.delay_source) == (2.0, "server")
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=6))
+def test_indexing_headers_twice_changes_nothing(pairs: list[tuple[str, str]]) -> None:
+    once = pe.Response(200, pairs)
+    assert attrs.evolve(once, status=201).headers == once.headers

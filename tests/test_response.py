@@ -290,3 +290,8 @@ class TestTransportKinds:
         assert transport_kind(aiohttp.ServerDisconnectedError()) == "reset"
         assert transport_kind(aiohttp.ClientPayloadError("x")) == "incomplete"
         assert transport_kind(aiohttp.ServerTimeoutError("x")) == "read_timeout"
+
+    def test_httpx2_forks_by_name(self) -> None:
+        # openai 3.x may ship on the httpx2 fork; its exceptions keep httpx's names.
+        fork = type("ReadTimeout", (Exception,), {"__module__": "httpx2._exceptions"})
+        assert transport_kind(fork("x")) == "read_timeout"
