@@ -411,14 +411,15 @@ class Engine:
         """
         try:
             if type(response) is Response or isinstance(response, Response):
-                fast = self._fast.get(response.status)
+                status = response.status
+                fast = self._fast.get(status) if type(status) is int else None
                 # A plain success, unless an error object hides in the body.
                 if fast is not None and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0:
                     return fast
                 return self._evaluate_response(response, attempt, elapsed, model, method)
             return self._evaluate_other(response, attempt, elapsed, model, method)
         except Exception as exc:  # a bug of ours must not become the caller's crash
-            return self._broken(exc)
+            return self._broken(exc, model, method)
 
     def _evaluate_other(
         self, obj: Any, attempt: int, elapsed: float, model: str | None, method: str | None
@@ -628,7 +629,12 @@ class Engine:
         )
         return Action(ActionKind.FAIL, "unknown", False, 0.0, "", details=details)
 
-    def _broken(self, exc: Exception) -> Action:
+    def _broken(self, exc: Exception, model: object, method: object) -> Action:
+        for name, value in (("model", model), ("method", method)):
+            if value is not None and not isinstance(value, str):
+                return self._unreadable(
+                    f"{name} must be a string or None, not {type(value).__name__}"
+                )
         return self._unreadable(
             f"internal error while deciding ({type(exc).__name__}: {redact(str(exc))}); "
             "please report this as a bug"

@@ -312,6 +312,13 @@ class TestHostileInput:
 
         assert engine.evaluate(Evil()).classification == "rate_limit"
 
+    def test_wrong_argument_types_are_named(self, engine: pe.Engine) -> None:
+        action = engine.evaluate(pe.Response(500), method=5)  # type: ignore[arg-type]
+        assert action.kind is K.FAIL
+        assert action.reasons[0] == "method must be a string or None, not int"
+        unhashable = engine.evaluate(pe.Response([429], {}, b""))  # type: ignore[arg-type]
+        assert unhashable.reasons[0] == "the status [429] is not a number"
+
     @pytest.mark.parametrize("attempt", [0, -3, 2**80, float("nan"), float("inf"), "2", None])
     def test_odd_attempt_and_elapsed(self, engine: pe.Engine, attempt: Any) -> None:
         action = engine.evaluate(pe.Response(500), attempt=attempt, elapsed=attempt)
