@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from email.utils import parsedate_tz
 
 from ._model import HintFormat, Jitter
 
@@ -107,6 +106,8 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
         seconds = _number(value)
         if seconds is not None:
             return _finite(seconds)
+        from email.utils import parsedate_tz  # only for dates: costly to import
+
         parts = parsedate_tz(value.strip())
         if parts is None:
             return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import functools
 import math
 import os
 import re
@@ -95,16 +96,19 @@ def default_policy_path() -> Path:
 # --- Key paths -------------------------------------------------------------------
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_part(part: str | int) -> str:
+    if isinstance(part, int):
+        return f"[{part}]"
+    return f".{part}" if _BARE_KEY.fullmatch(part) else f"[{part!r}]"
+
+
 def format_path(path: KeyPath) -> str:
-    out = "$"
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z0-9_-]+", part):
-            out += f".{part}"
-        else:
-            out += f"[{part!r}]"
-    return out
+    """``("rules", 2, "backoff")`` -> ``$.rules[2].backoff``."""
+    return "$" + "".join(_path_part(part) for part in path)
 
 
 class _Invalid(ValueError):

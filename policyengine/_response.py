@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import http.client
 import json
 import re
-import socket
-import ssl
-import urllib.error
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -288,9 +285,12 @@ def _read_body(obj: Any) -> bytes:
             # the bytes are kept on the response (there is no public sync getter).
             body = getattr(obj, "_body", None)
             return body if isinstance(body, bytes) else b""
-        if isinstance(obj, urllib.error.HTTPError):
+        # An object can only be an HTTPError if urllib.error was imported: look
+        # there rather than import it (and ssl, http.client) for everyone.
+        url_errors = sys.modules.get("urllib.error")
+        if url_errors is not None and isinstance(obj, url_errors.HTTPError):
             obj = obj.fp
-        if isinstance(obj, http.client.HTTPResponse) or hasattr(obj, "peek"):
+        if hasattr(obj, "peek"):  # http.client.HTTPResponse, buffered readers
             # peek() looks at what is buffered without consuming it.
             data = obj.peek(MAX_PARSE_BYTES)
             return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
@@ -539,8 +539,3 @@ def transport_kind(exc: BaseException) -> str | None:
         return kind
     except Exception:
         return None
-
-
-# socket.timeout is TimeoutError since 3.10; keep the reference for readers.
-assert socket.timeout is TimeoutError
-assert issubclass(ssl.SSLCertVerificationError, ssl.SSLError)
