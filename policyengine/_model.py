@@ -102,7 +102,14 @@ PLACEHOLDERS: frozenset[str] = frozenset(
 )
 
 
-class ActionKind(str, enum.Enum):
+class _TextEnum(str, enum.Enum):
+    """An enum of strings that prints as its value (``str(ActionKind.RETRY) == "retry"``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class ActionKind(_TextEnum):
     """What the caller should do next."""
 
     SUCCEED = "succeed"
@@ -110,11 +117,8 @@ class ActionKind(str, enum.Enum):
     FALLBACK = "fallback"
     FAIL = "fail"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Jitter(str, enum.Enum):
+class Jitter(_TextEnum):
     """How randomness is mixed into a computed backoff ``d``.
 
     - ``none``: exactly ``d``.
@@ -128,11 +132,8 @@ class Jitter(str, enum.Enum):
     EQUAL = "equal"
     DECORRELATED = "decorrelated"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class LongHint(str, enum.Enum):
+class LongHint(_TextEnum):
     """What to do when a server asks to wait longer than ``hint_max``.
 
     - ``fail``: give up, with the server's wait in ``Action.delay``.
@@ -146,11 +147,8 @@ class LongHint(str, enum.Enum):
     CLAMP = "clamp"
     FALLBACK = "fallback"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class HintFormat(str, enum.Enum):
+class HintFormat(_TextEnum):
     """How the value of a wait-hint header is read.
 
     - ``retry-after``: RFC 9110 ``Retry-After``: delta-seconds or an HTTP-date.
@@ -167,9 +165,6 @@ class HintFormat(str, enum.Enum):
     EPOCH_SECONDS = "epoch-seconds"
     EPOCH_MILLISECONDS = "epoch-milliseconds"
     RFC3339 = "rfc3339"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @attrs.frozen(order=True)
