@@ -214,12 +214,28 @@ class TestingMode:
             self.waits.append(seconds)
 
 
-_TESTING: TestingMode | None = None
+_TESTING: TestingMode | None = None  # set_testing(): the whole process
 _TESTING_LOCK = threading.Lock()
+_UNSET = object()
+# testing_mode(): this thread or asyncio task (and the tasks it starts) only.
+_SCOPED: contextvars.ContextVar[object] = contextvars.ContextVar(
+    "policyengine_testing", default=_UNSET
+)
+
+
+def current_testing() -> TestingMode | None:
+    """The testing mode in force here: the innermost ``testing_mode()`` block
+    of this thread or task, else the one ``set_testing`` switched on."""
+    scoped = _SCOPED.get()
+    if scoped is _UNSET:
+        return _TESTING
+    assert scoped is None or isinstance(scoped, TestingMode)
+    return scoped
 
 
 def set_testing(on: bool, *, seed: int = 0, max_attempts: int | None = None) -> TestingMode | None:
-    """Switch testing mode on or off, for the whole process.
+    """Switch testing mode on or off, for the whole process (every thread and
+    task not inside a ``testing_mode()`` block, which has its own).
 
     In testing mode no driver or adapter sleeps: each wait is recorded in
     ``TestingMode.waits`` instead and counts as elapsed time for the policy's
@@ -246,8 +262,8 @@ def set_testing(on: bool, *, seed: int = 0, max_attempts: int | None = None) -> 
 
 
 def is_testing() -> bool:
-    """Whether testing mode is on."""
-    return _TESTING is not None
+    """Whether testing mode is in force here (see ``current_testing``)."""
+    return current_testing() is not None
 
 
 @contextlib.contextmanager
@@ -255,8 +271,12 @@ def testing_mode(
     seed: int = 0,  # noqa: PT028 - a context manager, not a test
     max_attempts: int | None = None,  # noqa: PT028
 ) -> Iterator[TestingMode]:
-    """Testing mode for the ``with`` block (see ``set_testing``); the mode in
-    force before is restored after it.
+    """Testing mode for the ``with`` block (see ``set_testing``), in this
+    thread or asyncio task and the tasks it starts: blocks in other threads
+    or tasks, concurrent or not, each have their own mode and ``waits``.
+    A thread started in the block runs without it unless it is started in a
+    copy of the context (``contextvars.copy_context().run``, as
+    ``asyncio.to_thread`` does); ``set_testing(True)`` covers every thread.
 
     Args:
         seed: The jitter seed.
@@ -265,16 +285,22 @@ def testing_mode(
     Returns:
         A context manager giving the ``TestingMode``, whose ``waits`` the block
         can assert on.
+
+    Raises:
+        ValueError: ``max_attempts`` is not a whole number >= 1.
     """
-    global _TESTING
-    before = _TESTING
-    mode = set_testing(True, seed=seed, max_attempts=max_attempts)
-    assert mode is not None
+    if max_attempts is not None:
+        Override(max_attempts=max_attempts)  # validates
+    mode = TestingMode(seed, max_attempts)
+    before = _SCOPED.get()
+    token = _SCOPED.set(mode)
     try:
         yield mode
     finally:
-        with _TESTING_LOCK:
-            _TESTING = before
+        try:
+            _SCOPED.reset(token)
+        except ValueError:  # left in another context (an async fixture's teardown)
+            _SCOPED.set(before)
 
 
 # Users import it into test modules: keep pytest from collecting it as a test.
@@ -769,7 +795,7 @@ class Driver:
             method.upper() if method else None,
             Override.of(override),
             view,
-            _TESTING,
+            current_testing(),
             self.clock(),
         )
 
@@ -798,7 +824,7 @@ class Driver:
         Returns:
             The action (never raises).
         """
-        mode = testing if testing is not None else _TESTING
+        mode = testing if testing is not None else current_testing()
         engine = mode.engine_for(self.engine) if mode is not None else self.engine
         action = engine.evaluate(
             outcome, attempt.number, attempt.elapsed, model=attempt.model, method=method
@@ -813,7 +839,7 @@ class Driver:
     def wait(self, action: Action, testing: TestingMode | None = None) -> float:
         """Seconds to really sleep before the attempt after ``action``: its
         delay, or 0 (recorded) in testing mode."""
-        mode = testing if testing is not None else _TESTING
+        mode = testing if testing is not None else current_testing()
         seconds = action.delay if action.should_retry else 0.0
         if mode is not None:
             mode.record(seconds)

@@ -159,7 +159,7 @@ class PolicyRetry(Retry):
 
     def _attempt(self) -> Attempt:
         state = self._state
-        if _driver._TESTING is not None:
+        if _driver.current_testing() is not None:
             elapsed = state.waited
         elif state.started is None:
             elapsed = 0.0

@@ -3,9 +3,11 @@ replays scripts; testing mode is importable into test modules."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
+import threading
 import time
 from typing import Any
 
@@ -160,3 +162,53 @@ def test_testing_helpers_are_exported_and_not_collected() -> None:
         assert len(mode.waits) == 1
     assert not pt.is_testing()
     assert sorted(pt.__all__) == pt.__all__
+
+
+def test_testing_mode_blocks_in_concurrent_tasks_are_isolated() -> None:
+    # Two tasks' blocks overlap and end in the order they began: each task
+    # records its own waits, and testing mode is off once both are done.
+    async def one(started: asyncio.Event, go_on: asyncio.Event, status: int) -> list[float]:
+        with pt.testing_mode(seed=1) as mode:
+            started.set()
+            await go_on.wait()
+            pe.Driver().run(lambda a: pe.Response(status), override={"max_attempts": 2})
+            return mode.waits
+
+    async def main() -> tuple[list[float], list[float]]:
+        a_in, b_in, a_go, b_go = (asyncio.Event() for _ in range(4))
+        a = asyncio.create_task(one(a_in, a_go, 500))
+        await a_in.wait()
+        b = asyncio.create_task(one(b_in, b_go, 401))  # 401: never retried
+        await b_in.wait()
+        a_go.set()
+        waits_a = await a
+        b_go.set()
+        return waits_a, await b
+
+    waits_a, waits_b = asyncio.run(main())
+    assert len(waits_a) == 1
+    assert waits_b == []
+    assert not pt.is_testing()
+
+
+def test_testing_mode_block_does_not_reach_other_threads() -> None:
+    seen: list[bool] = []
+    with pt.testing_mode():
+        worker = threading.Thread(target=lambda: seen.append(pt.is_testing()))
+        worker.start()
+        worker.join()
+        assert pt.is_testing()
+    assert seen == [False]
+
+
+def test_set_testing_is_for_the_whole_process() -> None:
+    seen: list[bool] = []
+    try:
+        pt.set_testing(True)
+        worker = threading.Thread(target=lambda: seen.append(pt.is_testing()))
+        worker.start()
+        worker.join()
+    finally:
+        pt.set_testing(False)
+    assert seen == [True]
+    assert not pt.is_testing()
