@@ -42,8 +42,68 @@ class UsageError(Exception):
 # --- Output helpers ----------------------------------------------------------------
 
 
-def _out(text: str = "", stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(text + "\n")
+class OutputError(Exception):
+    """Standard output cannot be written: it is closed, or the disk is full (exit 1)."""
+
+
+def _text(text: str, stream: TextIO) -> str:
+    """``text`` as ``stream`` can take it: an undecodable file name or argument
+    reaches Python as lone surrogates, shown escaped (``bad\\udcff.toml``, as
+    stderr shows them) so that JSON and TOML output stays valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        with contextlib.suppress(LookupError):
+            text = text.encode(encoding, "backslashreplace").decode(encoding)
+    return text
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream`` at /dev/null, so that what is still buffered (and
+    Python's flush at exit) goes nowhere instead of failing again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+
+
+def _stdout(act: Callable[[TextIO], object]) -> None:
+    stream = sys.stdout
+    if stream is None:
+        raise OutputError("standard output is closed")
+    try:
+        act(stream)
+    except BrokenPipeError:
+        # The reader left (`policyengine check | head -1`): the rest of the output
+        # goes nowhere, and the command still ends with its own exit code.
+        _silence(stream)
+    except OSError as e:
+        _silence(stream)
+        raise OutputError(e.strerror or str(e)) from None
+
+
+def _write(text: str) -> None:
+    """Write to stdout (see ``_stdout``)."""
+    _stdout(lambda stream: stream.write(_text(text, stream)))
+
+
+def _out(text: str = "") -> None:
+    _write(text + "\n")
+
+
+def _err(text: str) -> None:
+    """A line on stderr; nothing if stderr is closed or unwritable."""
+    stream = sys.stderr
+    if stream is not None:
+        with contextlib.suppress(OSError):
+            stream.write(_text(text + "\n", stream))
 
 
 def _json(data: object) -> None:
@@ -455,7 +515,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.format == "json":
         _json(show_json(policy))
     else:
-        sys.stdout.write(show_toml(policy))
+        _write(show_toml(policy))
     return 0
 
 
@@ -466,9 +526,9 @@ def _table(args: argparse.Namespace) -> int:
     if args.format == "json":
         _json(table_data(policy))
     elif args.format == "html":
-        sys.stdout.write(render_html(policy))
+        _write(render_html(policy))
     else:
-        sys.stdout.write(render_markdown(policy))
+        _write(render_markdown(policy))
     return 0
 
 
@@ -515,7 +575,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.format == "json":
         _json(run.as_dict())
     else:
-        sys.stdout.write(run.text())
+        _write(run.text())
     return 0
 
 
@@ -525,7 +585,7 @@ def _schema(args: argparse.Namespace) -> int:
     if args.path:
         _out(str(SCHEMA_PATH))
     else:
-        sys.stdout.write(schema_text())
+        _write(schema_text())
     return 0
 
 
@@ -538,6 +598,16 @@ def _problem_line(problem: Problem) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 problems, 2 usage)."""
+    try:
+        code = _main(argv)
+        _stdout(lambda stream: stream.flush())
+    except OutputError as e:
+        _err(f"{PROG}: error: cannot write the output: {e}")
+        return 1
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -547,21 +617,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except UsageError as e:
         args.parser.print_usage(sys.stderr)
-        _out(f"{args.parser.prog}: error: {e}", sys.stderr)
+        _err(f"{args.parser.prog}: error: {e}")
         return 2
     except PolicyError as e:
         for problem in e.problems:
-            _out(_problem_line(problem), sys.stderr)
+            _err(_problem_line(problem))
         return 1
     except InputError as e:
         for line in e.lines:
-            _out(line, sys.stderr)
+            _err(line)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `policyengine show | head`: the reader left
-        with contextlib.suppress(OSError, ValueError):
-            # Point stdout at /dev/null so that the flush at exit cannot fail again.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return 0

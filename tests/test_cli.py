@@ -709,3 +709,110 @@ def test_console_script() -> None:
         pytest.skip("the policyengine script is not installed beside this Python")
     done = subprocess.run([str(script), "--version"], capture_output=True, timeout=60, check=False)
     assert (done.returncode, done.stdout) == (0, f"policyengine {pe.__version__}\n".encode())
+
+
+# --- writing the output --------------------------------------------------------------------
+
+RISKY = '[[rules]]\nid = "beyond"\nmatch = { status = 700 }\n'
+
+
+def _into_closed_pipe(*argv: str, unbuffered: bool) -> subprocess.CompletedProcess[bytes]:
+    """Run with stdout a pipe whose reader has left (``policyengine ... | head``)."""
+    env = {k: v for k, v in os.environ.items() if k not in (pe.ENV_VAR, "PYTHONUNBUFFERED")}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "policyengine", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_reader_that_leaves_changes_no_exit_code(tmp_path: Path, unbuffered: bool) -> None:
+    risky = _write(tmp_path, "risky.toml", RISKY)
+    for argv, code in [
+        (["check", risky], 1),
+        (["show"], 0),
+        (["--help"], 0),
+        (["explain", "--status", "500"], 0),
+    ]:
+        done = _into_closed_pipe(*argv, unbuffered=unbuffered)
+        assert (done.returncode, done.stderr) == (code, b""), argv
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_reported() -> None:
+    env = {k: v for k, v in os.environ.items() if k != pe.ENV_VAR}
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "policyengine", "show"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert (done.returncode, done.stderr.decode()) == (
+        1,
+        "policyengine: error: cannot write the output: No space left on device\n",
+    )
+
+
+def test_closed_stdout_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(["explain", "--status", "500"]) == 1
+    assert capsys.readouterr().err == (
+        "policyengine: error: cannot write the output: standard output is closed\n"
+    )
+
+
+def test_closed_stderr_keeps_problems_out_of_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stderr", None)
+    assert main(["show", str(tmp_path / "missing.toml")]) == 1
+    assert capsys.readouterr().out == ""
+
+
+def _stdout(monkeypatch: pytest.MonkeyPatch, errors: str) -> io.BytesIO:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors=errors, write_through=True)
+    monkeypatch.setattr(sys, "stdout", stream)
+    return raw
+
+
+def test_undecodable_file_names_are_escaped_on_a_strict_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file name that is not UTF-8 reaches Python as surrogates; a UTF-8
+    # locale's stdout refuses them.
+    missing = str(tmp_path / "bad\udcff.toml")
+    raw = _stdout(monkeypatch, "strict")
+    assert main(["check", missing]) == 1
+    shown = str(tmp_path / "bad\\udcff.toml")
+    assert raw.getvalue().decode("utf-8") == (
+        f"{shown}: error: cannot read: No such file or directory [invalid]\n1 error, 0 warnings\n"
+    )
+
+
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])
+def test_json_output_is_utf8_whatever_the_file_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errors: str
+) -> None:
+    missing = str(tmp_path / "bad\udcff.toml")
+    raw = _stdout(monkeypatch, errors)
+    assert main(["check", missing, "--format", "json"]) == 1
+    finding = json.loads(raw.getvalue().decode("utf-8"))["findings"][0]
+    assert finding["file"] == missing
