@@ -391,19 +391,22 @@ def action_dict(action: Action, locator: Locator) -> dict[str, Any]:
 # --- explain -----------------------------------------------------------------------
 
 
-def _explain_subject(args: argparse.Namespace) -> tuple[Response | BaseException, float | None]:
+def _explain_subject(
+    args: argparse.Namespace,
+) -> tuple[Response | BaseException, float | None, str | None]:
+    """What to decide, the time it was received (if known), and the request method."""
     if args.transport is not None:
         if args.header or args.body is not None or args.body_file is not None:
             raise UsageError(
                 "--header, --body and --body-file describe a response, not --transport"
             )
-        return make_failure(args.transport), None
+        return make_failure(args.transport), None, args.method
     if args.status is not None:
         body = _read_file(args.body_file) if args.body_file is not None else b""
         if args.body is not None:
             body = args.body.encode("utf-8", "surrogateescape")
         response = Response(args.status, args.header, body, args.method)
-        return response, response_date(response)
+        return response, response_date(response), args.method
     if args.header or args.body is not None or args.body_file is not None:
         raise UsageError("--header, --body and --body-file need --status")
     if sys.stdin is None or sys.stdin.isatty():
@@ -421,18 +424,16 @@ def _explain_subject(args: argparse.Namespace) -> tuple[Response | BaseException
                     "(policyengine simulate replays a sequence)"
                 ]
             )
-        return records[0].subject(), records[0].now
+        return records[0].subject(), records[0].now, args.method or records[0].method
     response = parse_raw_http(data, "<stdin>")
-    return response, response_date(response)
+    return response, response_date(response), args.method
 
 
 def _explain(args: argparse.Namespace) -> int:
     policy = _load(args)
-    subject, now = _explain_subject(args)
+    subject, now, method = _explain_subject(args)
     engine = Engine(policy, clock=_clock(now), rng=random.Random(args.seed))
-    action = engine.evaluate(
-        subject, args.attempt, args.elapsed, model=args.model, method=args.method
-    )
+    action = engine.evaluate(subject, args.attempt, args.elapsed, model=args.model, method=method)
     locator = Locator(policy)
     if args.format == "json":
         _json(action_dict(action, locator))

@@ -65,6 +65,8 @@ class Record:
             (its ``Date`` header, or a HAR entry's start time); HTTP-date and
             timestamp wait hints are measured from it.
         url: The request URL, when recorded.
+        method: The request method (upper case), when recorded: a network
+            failure has no response to carry it, and rules can match it.
     """
 
     where: str
@@ -73,6 +75,7 @@ class Record:
     duration: float = 0.0
     now: float | None = None
     url: str | None = None
+    method: str | None = None
 
     def subject(self) -> Response | BaseException:
         """What to pass to ``Engine.evaluate``."""
@@ -306,9 +309,10 @@ def record_from_json(obj: object, source: str, where: str) -> Record:
 
         {"status": 429, "headers": {"Retry-After": "2"}, "body": {"error": {...}},
          "method": "POST", "duration": 0.4}
-        {"transport": "read_timeout"}
+        {"transport": "read_timeout", "method": "POST"}
 
-    ``headers`` may also be a list of ``[name, value]`` pairs (for repeats);
+    ``method`` (any case) is kept for a network failure too, for rules that
+    match it. ``headers`` may also be a list of ``[name, value]`` pairs (for repeats);
     ``body`` a string or any JSON value; other keys are ignored.
 
     Raises:
@@ -353,12 +357,17 @@ def record_from_json(obj: object, source: str, where: str) -> Record:
         duration = 0.0
     if problems:
         raise InputError([_problem(source, where, path, message) for path, message in problems])
+    method = method.upper() if method else None
     if transport is not None:
-        return Record(where, transport=str(transport), duration=float(duration))
+        return Record(where, transport=str(transport), duration=float(duration), method=method)
     assert isinstance(status, int)  # checked above
-    response = Response(status, headers, body, method.upper() if method else None)
+    response = Response(status, headers, body, method)
     return Record(
-        where, response=response, duration=float(duration), now=_date(response.header("date"))
+        where,
+        response=response,
+        duration=float(duration),
+        now=_date(response.header("date")),
+        method=method,
     )
 
 
@@ -459,6 +468,7 @@ def _har(data: Mapping[str, Any], source: str, url: str | None) -> list[Record]:
             )
             continue
         method = request.get("method") if isinstance(request.get("method"), str) else None
+        method = method.upper() if method else None
         took = entry.get("time")
         duration = (
             float(took) / 1000.0
@@ -469,7 +479,9 @@ def _har(data: Mapping[str, Any], source: str, url: str | None) -> list[Record]:
         started = _started(entry.get("startedDateTime"))
         if status == 0:
             kind = _har_failure(entry, response)
-            records.append(Record(path, transport=kind, duration=duration, url=entry_url))
+            records.append(
+                Record(path, transport=kind, duration=duration, url=entry_url, method=method)
+            )
             continue
         header_problems: list[tuple[str, str]] = []
         headers = []
@@ -507,7 +519,7 @@ def _har(data: Mapping[str, Any], source: str, url: str | None) -> list[Record]:
         problems += [f"{source}: {where}: {message}" for where, message in header_problems]
         if header_problems:
             continue
-        r = Response(status, headers, body, method.upper() if method else None)
+        r = Response(status, headers, body, method)
         finished = started + duration if started is not None else None
         records.append(
             Record(
@@ -516,6 +528,7 @@ def _har(data: Mapping[str, Any], source: str, url: str | None) -> list[Record]:
                 duration=duration,
                 now=_date(r.header("date")) or finished,
                 url=entry_url,
+                method=method,
             )
         )
     if problems:

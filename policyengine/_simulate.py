@@ -158,7 +158,7 @@ def simulate(
     outcome = "exhausted"
     for n, record in enumerate(records, start=1):
         received[0] = record.now
-        action = engine.evaluate(record.subject(), n, elapsed, model=model)
+        action = engine.evaluate(record.subject(), n, elapsed, model=model, method=record.method)
         if action.should_retry:
             waited += action.delay
         steps.append(Step(n, record, model, elapsed, action, waited))

@@ -816,3 +816,15 @@ def test_json_output_is_utf8_whatever_the_file_names(
     assert main(["check", missing, "--format", "json"]) == 1
     finding = json.loads(raw.getvalue().decode("utf-8"))["findings"][0]
     assert finding["file"] == missing
+
+
+def test_explain_a_recorded_failure_with_its_method(cli: Run, tmp_path: Path) -> None:
+    post = _write(
+        tmp_path,
+        "post.toml",
+        '[[rules]]\nid = "no-post-retry"\n'
+        'match = { transport = "read_timeout", method = "POST" }\nclassification = "timeout"\n',
+    )
+    record = b'{"transport": "read_timeout", "method": "POST"}'
+    code, out, _ = cli("explain", "--policy", post, "--format", "json", stdin=record)
+    assert (code, json.loads(out)["rule"]) == (0, "no-post-retry")

@@ -221,3 +221,12 @@ def test_one_pretty_printed_record() -> None:
     assert len(records) == 1
     assert records[0].response is not None
     assert records[0].response.status == 503
+
+
+def test_a_network_failure_keeps_its_request_method() -> None:
+    failure = record_from_json({"transport": "read_timeout", "method": "post"}, "f", "line 1")
+    assert (failure.transport, failure.method) == ("read_timeout", "POST")
+    response = record_from_json({"status": 200, "method": "get"}, "f", "line 2")
+    assert response.method == "GET"
+    har = read_records(_har(_entry(0, _error="net::ERR_TIMED_OUT")), "f.har")
+    assert (har[0].transport, har[0].method) == ("timeout", "POST")

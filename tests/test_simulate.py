@@ -97,3 +97,19 @@ def test_seed_makes_jitter_reproducible(default_policy: pe.Policy) -> None:
     first = simulate(default_policy, records, seed=7).as_dict()
     assert simulate(default_policy, records, seed=7).as_dict() == first
     assert simulate(default_policy, records, seed=8).as_dict() != first
+
+
+def test_method_rules_apply_to_recorded_network_failures(tmp_path: Path) -> None:
+    # The README's own override: a POST whose read timed out is not resent.
+    policy = _policy(
+        tmp_path,
+        PLAIN + '[[rules]]\nid = "no-post-retry"\n'
+        'match = { transport = "read_timeout", method = "POST" }\nclassification = "timeout"\n',
+    )
+    records = read_records(
+        b'{"transport": "read_timeout", "method": "POST"}\n{"status": 200}\n', "r"
+    )
+    run = simulate(policy, records)
+    assert [(s.action.rule_id, s.action.kind.value) for s in run.steps] == [
+        ("no-post-retry", "fail")
+    ]
