@@ -558,6 +558,7 @@ class _Call(Generic[T]):
     view: Callable[[T], object] | None
     testing: TestingMode | None
     started: float
+    no_fallback: str | None
     history: list[Decision] = attrs.field(factory=list)
     waited: float = 0.0
 
@@ -579,6 +580,7 @@ class _Call(Generic[T]):
             method=self.method,
             override=self.override,
             testing=self.testing,
+            no_fallback=self.no_fallback,
         )
         decision = Decision(attempt, action, error if error is not None else value)
         if action.should_retry:
@@ -660,6 +662,7 @@ class Driver:
         override: Override | Mapping[str, Any] | None = None,
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
+        fallback: bool = True,
     ) -> Outcome[T]:
         """Call ``fn`` until the policy calls it a success or gives up.
 
@@ -673,12 +676,15 @@ class Driver:
                 ``policyengine.Response``); default: the value itself.
             discard: Called with each response that is retried, before the
                 wait (to close it and free the connection).
+            fallback: False when ``fn`` cannot send another model (the request
+                names none it could change): a ``fallback`` action then gives
+                up, rather than resend what the policy wanted switched.
 
         Returns:
             The ``Outcome``: the final action, the last response or
             exception, and the history. Never raises what ``fn`` raised.
         """
-        call = self._start(model, method, override, view)
+        call = self._start(model, method, override, view, fallback)
 
         def once() -> _Step[T]:
             attempt = call.attempt()
@@ -707,6 +713,7 @@ class Driver:
         override: Override | Mapping[str, Any] | None = None,
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
+        fallback: bool = True,
     ) -> T:
         """Like ``run``, but return the successful response or raise.
 
@@ -718,7 +725,13 @@ class Driver:
             Exception: What ``fn`` raised when it was no network failure.
         """
         return self.run(
-            fn, model=model, method=method, override=override, view=view, discard=discard
+            fn,
+            model=model,
+            method=method,
+            override=override,
+            view=view,
+            discard=discard,
+            fallback=fallback,
         ).unwrap()
 
     async def arun(
@@ -730,6 +743,7 @@ class Driver:
         override: Override | Mapping[str, Any] | None = None,
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
+        fallback: bool = True,
     ) -> Outcome[T]:
         """The async ``run``: ``fn`` is a coroutine function; waits use
         ``asyncio.sleep``. ``discard`` may return an awaitable.
@@ -738,7 +752,7 @@ class Driver:
             The ``Outcome``. Never raises what ``fn`` raised (cancellation
             propagates).
         """
-        call = self._start(model, method, override, view)
+        call = self._start(model, method, override, view, fallback)
 
         async def once() -> _Step[T]:
             attempt = call.attempt()
@@ -767,6 +781,7 @@ class Driver:
         override: Override | Mapping[str, Any] | None = None,
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
+        fallback: bool = True,
     ) -> T:
         """The async ``call``.
 
@@ -778,7 +793,13 @@ class Driver:
             Exception: What ``fn`` raised when it was no network failure.
         """
         outcome = await self.arun(
-            fn, model=model, method=method, override=override, view=view, discard=discard
+            fn,
+            model=model,
+            method=method,
+            override=override,
+            view=view,
+            discard=discard,
+            fallback=fallback,
         )
         return outcome.unwrap()
 
@@ -788,6 +809,7 @@ class Driver:
         method: str | None,
         override: Override | Mapping[str, Any] | None,
         view: Callable[[T], object] | None,
+        fallback: bool,
     ) -> _Call[T]:
         return _Call(
             self,
@@ -797,6 +819,7 @@ class Driver:
             view,
             current_testing(),
             self.clock(),
+            None if fallback else NO_FALLBACK,
         )
 
     # --- one decision (also used by policyengine.urllib3) ----------------------------
@@ -809,6 +832,7 @@ class Driver:
         method: str | None = None,
         override: Override | Mapping[str, Any] | None = None,
         testing: TestingMode | None = None,
+        no_fallback: str | None = None,
     ) -> Action:
         """Evaluate one attempt's response or exception, apply the overrides
         in force, and log the decision.
@@ -820,6 +844,8 @@ class Driver:
             override: Tighter limits for this call; the ``overriding()`` block
                 in force and testing mode's cap are applied too.
             testing: The testing mode to use (default: the one in force).
+            no_fallback: Why the call cannot send another model, if it cannot:
+                a ``fallback`` action then gives up with this reason.
 
         Returns:
             The action (never raises).
@@ -833,6 +859,8 @@ class Driver:
         if mode is not None and mode.max_attempts is not None:
             limits = limits.merge(Override(max_attempts=mode.max_attempts))
         action = _tighten(action, attempt, limits)
+        if no_fallback is not None and action.kind is ActionKind.FALLBACK:
+            action = give_up(action, f"fail: the fallback to {action.fallback!r} {no_fallback}")
         self._log(action, attempt)
         return action
 
@@ -899,6 +927,13 @@ class Driver:
             if last:
                 text += f" [{last}]"
         self.logger.log(level, "%s", redact(text), extra=fields)
+
+
+#: Why a call whose request names no model (in a JSON body) cannot fall back.
+NO_FALLBACK = (
+    "needs a request naming its model in a JSON body, and this one names none "
+    "that could be changed; not resending the same request"
+)
 
 
 def _tighten(action: Action, attempt: Attempt, limits: Override) -> Action:

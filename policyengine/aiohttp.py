@@ -17,7 +17,9 @@ policy gave up.
 
 On a fallback, the JSON body's ``"model"`` is replaced in the next request;
 every other header, including an ``Idempotency-Key`` you set, is sent again
-unchanged. To tighten the policy for some calls, wrap them in
+unchanged. A request whose body names no model (a GET, a model in the URL)
+cannot fall back: the policy gives up with the response instead of resending
+it. To tighten the policy for some calls, wrap them in
 ``policyengine.overriding(max_attempts=1)``.
 
 aiohttp's ``ClientTimeout(total=...)`` covers the whole call, retries and
@@ -108,7 +110,12 @@ class PolicyMiddleware:
             )
 
         outcome: Outcome[aiohttp.ClientResponse] = await self.driver.arun(
-            attempt, model=model, method=method, view=view, discard=_release
+            attempt,
+            model=model,
+            method=method,
+            view=view,
+            discard=_release,
+            fallback=model is not None,
         )
         if outcome.error is not None:
             add_note(outcome.error, explain_note(outcome.action, outcome.attempts))

@@ -20,7 +20,9 @@ final response (a success, or the error response the policy gave up on; call
 Per request, ``extensions={"policyengine": {"max_attempts": 1}}`` (or a
 ``policyengine.Override``) tightens the policy. On a fallback the JSON
 body's ``"model"`` is replaced in the next request; every other header,
-including an ``Idempotency-Key`` you set, is sent again unchanged.
+including an ``Idempotency-Key`` you set, is sent again unchanged. A
+request whose body names no model (a GET, a model in the URL) cannot fall
+back: the policy gives up with the response instead of resending it.
 """
 
 from __future__ import annotations
@@ -179,6 +181,7 @@ class PolicyTransport(httpx.BaseTransport):
             override=override,
             view=_view,
             discard=_close,
+            fallback=model is not None,
         )
         return _finish(outcome)
 
@@ -243,6 +246,7 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
             override=override,
             view=_view,
             discard=_aclose,
+            fallback=model is not None,
         )
         return _finish(outcome)
 

@@ -18,7 +18,9 @@ gave up.
 
 On a fallback, the JSON body's ``"model"`` is replaced in the next request;
 every other header, including an ``Idempotency-Key`` you set, is sent again
-unchanged. To tighten the policy for some calls, wrap them in
+unchanged. A request whose body names no model (a GET, a model in the URL)
+cannot fall back: the policy gives up with the response instead of resending
+it. To tighten the policy for some calls, wrap them in
 ``policyengine.overriding(max_attempts=1)``.
 
 For retries and waits below requests (no model fallback), urllib3's way:
@@ -121,7 +123,12 @@ class PolicyAdapter(HTTPAdapter):
             return Response(response.status_code, list(response.headers.items()), body, method)
 
         outcome: Outcome[requests.Response] = self.driver.run(
-            attempt, model=model, method=method, view=view, discard=_close
+            attempt,
+            model=model,
+            method=method,
+            view=view,
+            discard=_close,
+            fallback=model is not None,
         )
         if outcome.error is not None:
             add_note(outcome.error, explain_note(outcome.action, outcome.attempts))

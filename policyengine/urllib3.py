@@ -50,11 +50,17 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import RequestHistory, Retry
 
 from . import _driver
-from ._driver import Attempt, Decision, Driver, Override, add_note, explain_note, give_up
+from ._driver import Attempt, Decision, Driver, Override, add_note, explain_note
 from ._engine import Engine
 from ._model import Action, ActionKind, Response
 
 __all__ = ["PolicyGaveUp", "PolicyRetry"]
+
+#: Why this layer gives up on a fallback (``Driver.decide(no_fallback=)``).
+_NO_FALLBACK = (
+    "needs a new request body, which urllib3's Retry cannot send (use "
+    "policyengine.requests.PolicyAdapter or the Driver for model fallback)"
+)
 
 #: Follow at most this many redirects (urllib3 counts them; the policy does not).
 DEFAULT_REDIRECTS = 10
@@ -207,14 +213,9 @@ class PolicyRetry(Retry):
                 outcome = exc
             else:
                 outcome = Response(status, list(response.headers.items()), body, verb)
-        action = self.driver.decide(outcome, attempt, method=verb, override=self.override)
-        if action.kind is ActionKind.FALLBACK:
-            action = give_up(
-                action,
-                f"fail: the fallback to {action.fallback!r} needs a new request body, which "
-                "urllib3's Retry cannot send (use policyengine.requests.PolicyAdapter or the "
-                "Driver for model fallback)",
-            )
+        action = self.driver.decide(
+            outcome, attempt, method=verb, override=self.override, no_fallback=_NO_FALLBACK
+        )
         decision = Decision(attempt, action, outcome, action.delay if action.should_retry else 0.0)
         self.driver.notify(decision)
         history = (*self.history, RequestHistory(method, url, error, status, None))

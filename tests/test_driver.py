@@ -394,3 +394,23 @@ def test_body_model_and_swap_model() -> None:
     assert body_model(b'{"model": 3}') is None
     assert body_model(b"not json") is None
     assert body_model(None) is None
+
+
+def test_a_call_that_cannot_switch_models_gives_up_on_a_fallback(
+    testing: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = pe.load_policy(
+        {"rules": [{"id": "upstream-unavailable", "fallback": ["b"]}]}, env=False
+    )
+    fn = script(reply(503), reply(200))
+    with caplog.at_level(logging.INFO, logger="policyengine"):
+        outcome = pe.Driver(pe.Engine(policy)).run(fn, fallback=False)
+    assert len(fn.calls) == 1
+    assert outcome.action.kind is pe.ActionKind.FAIL
+    assert outcome.action.fallback is None
+    assert "fail: the fallback to 'b' needs a request naming its model" in (
+        outcome.action.explanation
+    )
+    assert testing.waits == []
+    (record,) = [r for r in caplog.records if r.name == "policyengine"]
+    assert record.levelno == logging.WARNING  # logged as the give-up it is

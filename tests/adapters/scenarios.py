@@ -75,6 +75,7 @@ class Scenarios:
             # The client cannot send a GET to the chat URL: the scenario does
             # not apply, so it is not collected (rather than skipped).
             cls.test_get_read_timeout_is_still_retried = None  # type: ignore[assignment]
+            cls.test_fallback_without_a_model_to_switch_gives_up = None  # type: ignore[assignment]
 
     # --- helpers -----------------------------------------------------------------
 
@@ -151,6 +152,20 @@ class Scenarios:
             return
         assert gateway.models() == ["typo-model", BACKUP]
         assert sent.status == 200
+
+    def test_fallback_without_a_model_to_switch_gives_up(
+        self, gateway: FakeGateway, testing: TestingMode, deployment_engine: pe.Engine
+    ) -> None:
+        # A GET names no model in a body (nor does a request whose model is in
+        # its URL): the fallback cannot be made, and resending the same
+        # request would retry what the policy calls non-retryable.
+        gateway.script(model_not_found(), model_not_found())
+        sent, decisions = self.run(gateway, deployment_engine, method="GET")
+        assert gateway.count() == 1
+        assert sent.status == 404
+        assert [d.action.kind for d in decisions] == [pe.ActionKind.FAIL]
+        assert "fallback" in decisions[0].action.explanation
+        assert testing.waits == []
 
     def test_model_not_found_without_fallbacks_is_not_retried(
         self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine

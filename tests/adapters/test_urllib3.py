@@ -3,6 +3,8 @@ against the fake gateway."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 urllib3 = pytest.importorskip("urllib3")
@@ -157,3 +159,22 @@ def test_read_timeout_is_raised_as_it_is(
         http.request("POST", gateway.chat_url, json={"model": "m"}, timeout=0.2)
     assert gateway.count() == 2
     assert any("gave up after 2 attempts" in n for n in getattr(caught.value, "__notes__", []))
+
+
+def test_fallback_give_up_is_logged_as_a_give_up(
+    gateway: FakeGateway,
+    testing: TestingMode,
+    deployment_engine: pe.Engine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway.script(unavailable())
+    with (
+        caplog.at_level(logging.INFO, logger="policyengine"),
+        urllib3.PoolManager(retries=PolicyRetry(deployment_engine)) as http,
+    ):
+        r = http.request("POST", gateway.chat_url, json={"model": "m"})
+    assert r.status == 503
+    records = [rec for rec in caplog.records if rec.name == "policyengine"]
+    assert [rec.levelno for rec in records] == [logging.WARNING]
+    assert records[0].action == "fail"  # type: ignore[attr-defined]
+    assert "urllib3's Retry cannot send" in records[0].getMessage()
