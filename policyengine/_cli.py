@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -155,6 +156,12 @@ def _elapsed(text: str) -> float:
     return value
 
 
+def _method(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]+", text):
+        raise argparse.ArgumentTypeError(f"expected an HTTP method such as 'POST', got {text!r}")
+    return text
+
+
 def _seed(text: str) -> int:
     try:
         return int(text)
@@ -254,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--elapsed", type=_elapsed, default=0.0, help="seconds since the first attempt started"
     )
     p.add_argument("--model", help="the model the attempt used (for fallback chains)")
-    p.add_argument("--method", help="the request method, e.g. POST")
+    p.add_argument("--method", type=_method, help="the request method, e.g. POST")
     formats(p, "text", "json")
 
     p = command(

@@ -263,6 +263,14 @@ def test_explain_body_file_and_fallback_override(cli: Run, tmp_path: Path) -> No
             "argument --elapsed: expected seconds >= 0, got 'nan'",
         ),
         (["--status", "429", "--seed", "x"], "argument --seed: expected a whole number, got 'x'"),
+        (
+            ["--status", "429", "--method", "PO ST"],
+            "argument --method: expected an HTTP method such as 'POST', got 'PO ST'",
+        ),
+        (
+            ["--transport", "read_timeout", "--method", ""],
+            "argument --method: expected an HTTP method such as 'POST', got ''",
+        ),
         (["--header", "A: b"], "--header, --body and --body-file need --status"),
         (
             ["--transport", "dns", "--body", "x"],
