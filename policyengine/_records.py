@@ -240,6 +240,13 @@ def parse_raw_http(data: bytes, source: str) -> Response:
                 ]
             )
         status = int(m.group(1))
+        if status < 100:
+            raise InputError(
+                [
+                    f"{source}: line {line}: expected an HTTP status 100-999, "
+                    f"got {m.group(1).decode()!r}"
+                ]
+            )
         headers: list[tuple[str, str]] = []
         problems = []
         for offset, raw in enumerate(lines[1:], start=1):
@@ -389,6 +396,9 @@ def _json_lines(text: str, source: str) -> list[Record]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             problems.append(f"{source}: line {number}, column {e.colno}: invalid JSON: {e.msg}")
+            continue
+        except RecursionError:
+            problems.append(f"{source}: line {number}: invalid JSON: nested too deeply")
             continue
         try:
             records.append(record_from_json(obj, source, f"line {number}"))
@@ -553,8 +563,8 @@ def read_records(data: bytes, source: str, url: str | None = None) -> list[Recor
     if stripped.startswith("{"):
         try:
             data_obj = json.loads(stripped)
-        except json.JSONDecodeError:
-            data_obj = None  # not one JSON document: JSON Lines
+        except (json.JSONDecodeError, RecursionError):
+            data_obj = None  # not one JSON document: JSON Lines (which say where it breaks)
     if isinstance(data_obj, dict) and "log" in data_obj:
         records = _har(data_obj, source, url)
         if not records:

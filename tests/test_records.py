@@ -230,3 +230,19 @@ def test_a_network_failure_keeps_its_request_method() -> None:
     assert response.method == "GET"
     har = read_records(_har(_entry(0, _error="net::ERR_TIMED_OUT")), "f.har")
     assert (har[0].transport, har[0].method) == ("timeout", "POST")
+
+
+def test_raw_http_status_is_100_to_999() -> None:
+    with pytest.raises(InputError) as info:
+        parse_raw_http(b"HTTP/1.1 099 Odd\r\n\r\n", "x")
+    assert list(info.value.lines) == ["x: line 1: expected an HTTP status 100-999, got '099'"]
+
+
+def test_deeply_nested_json_is_an_input_error() -> None:
+    deep = b'{"status": 400, "body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    with pytest.raises(InputError) as info:
+        read_records(b'{"status": 429}\n' + deep, "f")
+    assert list(info.value.lines) == ["f: line 2: invalid JSON: nested too deeply"]
+    with pytest.raises(InputError) as info:
+        read_records(b'{"log": ' * 100_000, "f")
+    assert list(info.value.lines) == ["f: line 1: invalid JSON: nested too deeply"]
