@@ -836,3 +836,13 @@ def test_explain_a_recorded_failure_with_its_method(cli: Run, tmp_path: Path) ->
     record = b'{"transport": "read_timeout", "method": "POST"}'
     code, out, _ = cli("explain", "--policy", post, "--format", "json", stdin=record)
     assert (code, json.loads(out)["rule"]) == (0, "no-post-retry")
+
+
+def test_a_deeply_nested_policy_is_a_problem_of_its_file(cli: Run, tmp_path: Path) -> None:
+    deep = _write(tmp_path, "deep.toml", "a = " + "[" * 100_000 + "\n")
+    assert cli("check", deep) == (
+        1,
+        f"{deep}: error: invalid TOML: nested too deeply [invalid]\n1 error, 0 warnings\n",
+        "",
+    )
+    assert cli("show", "--policy", deep) == (1, "", f"{deep}: invalid TOML: nested too deeply\n")
