@@ -601,6 +601,9 @@ def _simulate(args: argparse.Namespace) -> int:
     policy = _load(args)
     source = "<stdin>" if args.recording == "-" else args.recording
     records = read_records(_read_file(args.recording), source, url=args.url)
+    if args.url is not None and all(r.url is None for r in records):
+        # Only a HAR entry records its URL: JSON Lines would be replayed unfiltered.
+        raise UsageError(f"--url filters the entries of a HAR file; {source} is JSON Lines")
     run = simulate(policy, records, seed=args.seed, model=args.model)
     if args.format == "json":
         _json(run.as_dict())

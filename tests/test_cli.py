@@ -846,3 +846,13 @@ def test_a_deeply_nested_policy_is_a_problem_of_its_file(cli: Run, tmp_path: Pat
         "",
     )
     assert cli("show", "--policy", deep) == (1, "", f"{deep}: invalid TOML: nested too deeply\n")
+
+
+def test_simulate_url_filters_har_only(cli: Run, tmp_path: Path) -> None:
+    run = _write(tmp_path, "run.jsonl", '{"status": 429}\n{"status": 200}\n')
+    code, out, err = cli("simulate", "--url", "/v1/chat", run)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-1] == (
+        f"policyengine simulate: error: --url filters the entries of a HAR file; {run} "
+        "is JSON Lines"
+    )
