@@ -25,16 +25,16 @@ from typing import Any, TextIO
 from . import __version__
 from ._engine import Engine
 from ._errors import PolicyError, Problem
-from ._loading import env_files, load_policy
+from ._loading import load_policy
 from ._locate import Locator, display_file
 from ._model import Action, Policy, Response
 from ._records import InputError, make_failure, parse_raw_http, read_records, response_date
 from ._response import TRANSPORT_FAMILIES
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+    pass  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -334,24 +334,7 @@ def _layers(args: argparse.Namespace) -> list[str]:
 
 
 def _load(args: argparse.Namespace) -> Policy:
-    try:
-        return load_policy(*_layers(args), env=not args.no_env)
-    except RecursionError:
-        # tomllib recurses per nesting level and load_policy() lets that escape:
-        # find the file, so the problem is reported like any other.
-        files = [*_layers(args), *([] if args.no_env else env_files())]
-        deep = [f for f in files if _too_deep(f)] or ["<policy>"]
-        raise PolicyError(Problem(f, "", "invalid TOML: nested too deeply") for f in deep) from None
-
-
-def _too_deep(file: str) -> bool:
-    try:
-        tomllib.loads(Path(file).read_text("utf-8"))
-    except RecursionError:
-        return True
-    except (OSError, ValueError):
-        pass
-    return False
+    return load_policy(*_layers(args), env=not args.no_env)
 
 
 def _read_file(path: str) -> bytes:

@@ -416,6 +416,7 @@ def _walk(exc: BaseException, path: KeyPath, cls: type | None) -> Iterable[tuple
 # --- Reading layers --------------------------------------------------------------
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_AT_END = " (at end of document)"
 
 
 def _read_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -434,12 +435,18 @@ def _read_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         ]
     try:
         return tomllib.loads(text), []
+    except RecursionError:  # tomllib recurses once per level of nesting
+        return None, [Problem(name, "", "invalid TOML: nested too deeply")]
     except tomllib.TOMLDecodeError as e:
         message = str(e.args[0] if e.args else e)
-        m = _TOML_POSITION.search(message)
         where = ""
-        if m:
+        if m := _TOML_POSITION.search(message):
             where, message = f"line {m.group(1)}, column {m.group(2)}", message[: m.start()]
+        elif message.endswith(_AT_END):
+            # The position of the end: the last line, one past its last character.
+            lines = text.split("\n")
+            where = f"line {len(lines)}, column {len(lines[-1]) + 1}"
+            message = message[: -len(_AT_END)]
         elif getattr(e, "lineno", None):  # pragma: no cover - Python >= 3.14 attributes
             where = f"line {e.lineno}, column {e.colno}"
         return None, [Problem(name, where, f"invalid TOML: {message}")]
@@ -469,14 +476,14 @@ class _Merge:
             del self.origin[key]
 
     def add(self, file: str, data: Mapping[str, Any]) -> None:
-        self.sources.append(file)
         inherit = data.get("inherit", True)
         if not isinstance(inherit, bool):
             self.problems.append(
                 Problem(file, "$.inherit", f"expected true or false, got {_show(inherit)}")
             )
-        elif not inherit:
-            self.doc, self.origin = {}, {}
+        elif not inherit:  # a whole policy: what came before is gone
+            self.doc, self.origin, self.sources = {}, {}, []
+        self.sources.append(file)
         for key, value in data.items():
             if key == "inherit":
                 continue

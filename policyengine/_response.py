@@ -221,8 +221,9 @@ def parse_raw(body: bytes, status: int) -> RawError | None:
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped[:1] in (b"{", b"["):
         try:
-            data = _decode(stripped.decode("utf-8"))
-        except Exception:  # broken, truncated, too deep, not UTF-8
+            # A stray invalid byte (in a message) must not hide the error code.
+            data = _decode(stripped.decode("utf-8", "replace"))
+        except Exception:  # broken, truncated, too deep
             data = None
         if data is not None:
             parsed = _from_json(data, success)

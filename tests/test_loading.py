@@ -363,3 +363,18 @@ def policies(draw: st.DrawFn) -> pe.Policy:
     return pe.Policy(
         defaults=defaults, rules=rules, hints=hints, description=draw(st.text(max_size=20))
     )
+
+
+class TestMoreFileProblems:
+    def test_nested_too_deeply(self, tmp_path: Path) -> None:
+        deep = write(tmp_path, "deep.toml", "a = " + "[" * 100_000)
+        assert problems(deep) == [f"{deep}: invalid TOML: nested too deeply"]
+
+    def test_error_at_the_end_has_a_position(self, tmp_path: Path) -> None:
+        cut = write(tmp_path, "cut.toml", "x = 1\na = [")
+        assert problems(cut) == [f"{cut}: line 2, column 6: invalid TOML: Invalid value"]
+
+    def test_inherit_false_drops_earlier_sources(self, tmp_path: Path) -> None:
+        whole = write(tmp_path, "whole.toml", MINIMAL)
+        extra = write(tmp_path, "extra.toml", "[defaults]\nmax_attempts = 2\n")
+        assert pe.load_policy(whole, extra).sources == (whole, extra)

@@ -130,9 +130,9 @@ class TestBodyShapes:
         body = b"\xef\xbb\xbf" + error_body("bom", "t", "c")
         assert parse_error(body, 400) == pe.ParsedError("bom", "t", "c")
 
-    def test_non_utf8_body(self) -> None:
-        err = parse_error(b'{"error": {"message": "\xff\xfe broken"}}', 500)
-        assert err is not None  # read as text, not raised
+    def test_non_utf8_body_keeps_its_code(self) -> None:
+        err = parse_error(b'{"error": {"message": "\xff\xfe broken", "code": "c"}}', 500)
+        assert err == pe.ParsedError("\ufffd\ufffd broken", None, "c")
 
     def test_truncated_json(self) -> None:
         err = parse_error(b'{"error": {"message": "cut', 500)
