@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType
-from aiohttp.payload import BytesPayload
+from aiohttp.payload import AsyncIterablePayload, BytesPayload
 
 from ._driver import (
     Attempt,
@@ -80,7 +80,11 @@ class PolicyMiddleware:
             asyncio.TimeoutError: The session's total timeout ran out.
         """
         payload = request.body
-        body = await payload.as_bytes() if isinstance(payload, BytesPayload) else None
+        body: bytes | None = None
+        if isinstance(payload, (BytesPayload, AsyncIterablePayload)):
+            # An async iterable is read once (aiohttp caches its chunks), so
+            # that a retry sends it whole rather than what is left of it.
+            body = await payload.as_bytes()
         model = body_model(body)
         current = model
         method = request.method

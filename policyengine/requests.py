@@ -34,6 +34,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import rewind_body
 
 from ._driver import (
     Attempt,
@@ -99,10 +100,13 @@ class PolicyAdapter(HTTPAdapter):
         Raises:
             requests.RequestException: The final network failure (a note says why).
         """
+        request, rewind = _replayable(request)
         model = body_model(request.body)
         method = request.method or "GET"
 
         def attempt(a: Attempt) -> requests.Response:
+            if rewind and a.number > 1:
+                rewind_body(request)  # the last attempt read the file to its end
             sent = _retarget(request, a.model, model)
             response = HTTPAdapter.send(
                 self,
@@ -135,6 +139,25 @@ class PolicyAdapter(HTTPAdapter):
             raise outcome.error
         assert outcome.value is not None
         return outcome.value
+
+
+def _replayable(request: requests.PreparedRequest) -> tuple[requests.PreparedRequest, bool]:
+    """``request`` with a body every attempt can send whole, and whether it
+    is a file to rewind before each retry. A file that can tell its position
+    is rewound (as requests does on a redirect); any other stream (a
+    generator...) is read into bytes once, as httpx does."""
+    body = request.body
+    if body is None or isinstance(body, (bytes, str)):
+        return request, False
+    if isinstance(getattr(request, "_body_position", None), int):
+        return request, True
+    chunks = body if not isinstance(body, (bytearray, memoryview)) else [bytes(body)]
+    data = b"".join(c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in chunks)
+    copy = request.copy()
+    copy.body = data
+    copy.headers.pop("Transfer-Encoding", None)
+    copy.headers["Content-Length"] = str(len(data))
+    return copy, False
 
 
 def _retarget(

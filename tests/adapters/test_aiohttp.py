@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -10,7 +11,13 @@ aiohttp = pytest.importorskip("aiohttp")
 
 import policyengine as pe  # noqa: E402
 from policyengine.aiohttp import PolicyMiddleware  # noqa: E402
-from policyengine.testing import FakeGateway, TestingMode, rate_limited, slow  # noqa: E402
+from policyengine.testing import (  # noqa: E402
+    FakeGateway,
+    TestingMode,
+    rate_limited,
+    slow,
+    unavailable,
+)
 
 from .scenarios import TIMEOUT, Scenarios, Sent, parse  # noqa: E402
 
@@ -82,3 +89,19 @@ async def test_real_wait_is_at_least_what_the_server_asked(
         assert r.status == 200
     first, second = gateway.received
     assert second.at - first.at >= 0.15
+
+
+async def test_an_async_iterable_body_is_sent_whole_on_every_attempt(
+    gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"model": '
+        yield b'"m"}'
+
+    gateway.script(unavailable(), unavailable())
+    async with (
+        aiohttp.ClientSession(middlewares=(PolicyMiddleware(default_engine),)) as s,
+        s.post(gateway.chat_url, data=body()) as r,
+    ):
+        assert r.status == 200
+    assert [q.body for q in gateway.received] == [b'{"model": "m"}'] * 3

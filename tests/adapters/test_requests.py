@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 requests = pytest.importorskip("requests")
 
 import policyengine as pe  # noqa: E402
 from policyengine.requests import PolicyAdapter  # noqa: E402
-from policyengine.testing import FakeGateway, TestingMode, rate_limited, slow  # noqa: E402
+from policyengine.testing import (  # noqa: E402
+    FakeGateway,
+    TestingMode,
+    rate_limited,
+    slow,
+    unavailable,
+)
 
 from .scenarios import TIMEOUT, Scenarios, Sent, parse  # noqa: E402
 
@@ -76,3 +84,25 @@ def test_real_wait_is_at_least_what_the_server_asked(
     assert r.status_code == 200
     first, second = gateway.received
     assert second.at - first.at >= 0.15
+
+
+def test_a_streamed_body_is_sent_whole_on_every_attempt(
+    gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+) -> None:
+    gateway.script(unavailable(), unavailable())
+    with requests.Session() as session:
+        session.mount("http://", PolicyAdapter(default_engine))
+        r = session.post(gateway.chat_url, data=iter([b'{"model": ', b'"m"}']), timeout=5)
+    assert r.status_code == 200
+    assert [q.body for q in gateway.received] == [b'{"model": "m"}'] * 3
+
+
+def test_a_file_body_is_rewound_for_every_attempt(
+    gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+) -> None:
+    gateway.script(unavailable())
+    with requests.Session() as session:
+        session.mount("http://", PolicyAdapter(default_engine))
+        r = session.post(gateway.chat_url, data=io.BytesIO(b'{"model": "m"}'), timeout=5)
+    assert r.status_code == 200
+    assert [q.body for q in gateway.received] == [b'{"model": "m"}'] * 2
