@@ -562,21 +562,24 @@ class _Call(Generic[T]):
     history: list[Decision] = attrs.field(factory=list)
     waited: float = 0.0
 
-    def attempt(self) -> Attempt:
+    def elapsed(self) -> float:
         if self.testing is not None:
-            elapsed = self.waited
-        else:
-            elapsed = max(0.0, self.driver.clock() - self.started)
-        return Attempt(len(self.history) + 1, self.model, elapsed)
+            return self.waited
+        return max(0.0, self.driver.clock() - self.started)
+
+    def attempt(self) -> Attempt:
+        return Attempt(len(self.history) + 1, self.model, self.elapsed())
 
     def settle(self, attempt: Attempt, value: T | None, error: Exception | None) -> _Step[T]:
         if error is not None:
             seen: object = error
         else:
             seen = self.view(value) if self.view is not None else value  # type: ignore[arg-type]
+        # Decided with the time spent so far, this attempt's own included: a
+        # slow attempt brings the policy's max_elapsed nearer.
         action = self.driver.decide(
             seen,
-            attempt,
+            attrs.evolve(attempt, elapsed=self.elapsed()),
             method=self.method,
             override=self.override,
             testing=self.testing,

@@ -414,3 +414,32 @@ def test_a_call_that_cannot_switch_models_gives_up_on_a_fallback(
     assert testing.waits == []
     (record,) = [r for r in caplog.records if r.name == "policyengine"]
     assert record.levelno == logging.WARNING  # logged as the give-up it is
+
+
+def test_max_elapsed_counts_the_time_the_attempt_itself_took() -> None:
+    # Each attempt takes 8 s (a slow server, on a fake clock); the policy's
+    # max_elapsed is 10 s. After the first attempt 8 s have passed: one more
+    # 8 s attempt may start (8 + wait <= 10), after the second (16 s) none.
+    policy = pe.load_policy(
+        {
+            "rules": [
+                {
+                    "id": "server-error",
+                    "max_attempts": 10,
+                    "max_elapsed": 10.0,
+                    "backoff": {"initial": 0.001, "max_delay": 0.001, "jitter": "none"},
+                }
+            ]
+        },
+        env=False,
+    )
+    now = [0.0]
+
+    def slow_500(attempt: pe.Attempt) -> pe.Response:
+        now[0] += 8.0
+        return reply(500)
+
+    outcome = pe.Driver(pe.Engine(policy), clock=lambda: now[0]).run(slow_500)
+    assert outcome.attempts == 2
+    assert "max_elapsed" in outcome.action.explanation
+    assert [d.attempt.elapsed for d in outcome.history] == [0.0, 8.0]
