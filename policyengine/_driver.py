@@ -558,7 +558,7 @@ class _Call(Generic[T]):
     view: Callable[[T], object] | None
     testing: TestingMode | None
     started: float
-    no_fallback: str | None
+    fallback: bool
     history: list[Decision] = attrs.field(factory=list)
     waited: float = 0.0
 
@@ -583,7 +583,7 @@ class _Call(Generic[T]):
             method=self.method,
             override=self.override,
             testing=self.testing,
-            no_fallback=self.no_fallback,
+            fallback=self.fallback,
         )
         decision = Decision(attempt, action, error if error is not None else value)
         if action.should_retry:
@@ -822,7 +822,7 @@ class Driver:
             view,
             current_testing(),
             self.clock(),
-            None if fallback else NO_FALLBACK,
+            fallback,
         )
 
     # --- one decision (also used by policyengine.urllib3) ----------------------------
@@ -835,7 +835,7 @@ class Driver:
         method: str | None = None,
         override: Override | Mapping[str, Any] | None = None,
         testing: TestingMode | None = None,
-        no_fallback: str | None = None,
+        fallback: bool = True,
     ) -> Action:
         """Evaluate one attempt's response or exception, apply the overrides
         in force, and log the decision.
@@ -847,8 +847,10 @@ class Driver:
             override: Tighter limits for this call; the ``overriding()`` block
                 in force and testing mode's cap are applied too.
             testing: The testing mode to use (default: the one in force).
-            no_fallback: Why the call cannot send another model, if it cannot:
-                a ``fallback`` action then gives up with this reason.
+            fallback: False when the call cannot send another model (its
+                request names none): the engine then decides as if the
+                fallback chain were used up (``evaluate(fallback=False)``): a
+                retryable error is retried on the same model, any other gives up.
 
         Returns:
             The action (never raises).
@@ -856,14 +858,17 @@ class Driver:
         mode = testing if testing is not None else current_testing()
         engine = mode.engine_for(self.engine) if mode is not None else self.engine
         action = engine.evaluate(
-            outcome, attempt.number, attempt.elapsed, model=attempt.model, method=method
+            outcome,
+            attempt.number,
+            attempt.elapsed,
+            model=attempt.model,
+            method=method,
+            fallback=fallback,
         )
         limits = (Override.of(override) or Override()).merge(_OVERRIDE.get())
         if mode is not None and mode.max_attempts is not None:
             limits = limits.merge(Override(max_attempts=mode.max_attempts))
         action = _tighten(action, attempt, limits)
-        if no_fallback is not None and action.kind is ActionKind.FALLBACK:
-            action = give_up(action, f"fail: the fallback to {action.fallback!r} {no_fallback}")
         self._log(action, attempt)
         return action
 
@@ -930,13 +935,6 @@ class Driver:
             if last:
                 text += f" [{last}]"
         self.logger.log(level, "%s", redact(text), extra=fields)
-
-
-#: Why a call whose request names no model (in a JSON body) cannot fall back.
-NO_FALLBACK = (
-    "needs a request naming its model in a JSON body, and this one names none "
-    "that could be changed; not resending the same request"
-)
 
 
 def _tighten(action: Action, attempt: Attempt, limits: Override) -> Action:

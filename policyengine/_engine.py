@@ -109,6 +109,7 @@ class _Decision:
         "_remediation",
         "attempt",
         "backoff",
+        "can_fall_back",
         "compiled",
         "delay",
         "delay_source",
@@ -150,6 +151,7 @@ class _Decision:
         self.backoff: tuple[float, float] | None = None
         self.delay = 0.0
         self.delay_source = "none"
+        self.can_fall_back = True
         self.fallback: str | None = None
         self._error: ParsedError | None = None
         self._reasons: tuple[str, ...] | None = None
@@ -294,6 +296,9 @@ class _Decision:
         if what == "fallback":
             return f"fallback: next model {event[1]!r}"
         if what == "no_fallback":
+            if not self.can_fall_back and rule.fallback:
+                cannot = "this caller cannot switch models"
+                return f"{cannot}; retrying the same model" if event[1] else f"fail: {cannot}"
             if event[1]:  # still retryable
                 left = "left" if rule.fallback else "configured"
                 return f"no fallback model {left}; retrying the same model"
@@ -388,6 +393,7 @@ class Engine:
         *,
         model: str | None = None,
         method: str | None = None,
+        fallback: bool = True,
     ) -> Action:
         """Decide what to do about one response or network failure.
 
@@ -404,6 +410,9 @@ class Engine:
                 after it (and ``{model}`` in remediation names it).
             method: The request method, when the response object does not
                 carry it (for ``match.method``).
+            fallback: False when the caller cannot switch models (its request
+                names none): rules decide as if their fallback chain were
+                used up, so a retryable error is retried on the same model.
 
         Returns:
             The action. Never raises: input it cannot read gives a ``fail``
@@ -416,19 +425,25 @@ class Engine:
                 # A plain success, unless an error object hides in the body.
                 if fast is not None and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0:
                     return fast
-                return self._evaluate_response(response, attempt, elapsed, model, method)
-            return self._evaluate_other(response, attempt, elapsed, model, method)
+                return self._evaluate_response(response, attempt, elapsed, model, method, fallback)
+            return self._evaluate_other(response, attempt, elapsed, model, method, fallback)
         except Exception as exc:  # a bug of ours must not become the caller's crash
             return self._broken(exc, model, method)
 
     def _evaluate_other(
-        self, obj: Any, attempt: int, elapsed: float, model: str | None, method: str | None
+        self,
+        obj: Any,
+        attempt: int,
+        elapsed: float,
+        model: str | None,
+        method: str | None,
+        fallback: bool,
     ) -> Action:
         response = coerce_response(obj)
         if response is not None:
-            return self._evaluate_response(response, attempt, elapsed, model, method)
+            return self._evaluate_response(response, attempt, elapsed, model, method, fallback)
         if isinstance(obj, BaseException):
-            return self._evaluate_failure(obj, attempt, elapsed, model, method)
+            return self._evaluate_failure(obj, attempt, elapsed, model, method, fallback)
         return self._unreadable(
             f"cannot read a {type(obj).__name__}: expected a response with a status "
             "(or a network exception)"
@@ -441,6 +456,7 @@ class Engine:
         elapsed: float,
         model: str | None,
         method: str | None,
+        fallback: bool = True,
     ) -> Action:
         if type(r.status) is not int:
             try:
@@ -457,6 +473,7 @@ class Engine:
         decision = _Decision(
             self, compiled, r, raw, None, None, _attempt(attempt), _elapsed(elapsed), model
         )
+        decision.can_fall_back = fallback
         return self._decide(decision)
 
     def _evaluate_failure(
@@ -466,6 +483,7 @@ class Engine:
         elapsed: float,
         model: str | None,
         method: str | None,
+        fallback: bool = True,
     ) -> Action:
         kind = transport_kind(exc)
         if kind is None:
@@ -493,6 +511,7 @@ class Engine:
             _elapsed(elapsed),
             model,
         )
+        decision.can_fall_back = fallback
         return self._decide(decision)
 
     # --- deciding --------------------------------------------------------------
@@ -522,7 +541,7 @@ class Engine:
             return self._action(d, ActionKind.FAIL, retryable)
 
         if wants_fallback:
-            nxt = _next_model(rule.fallback, d.model)
+            nxt = _next_model(rule.fallback, d.model) if d.can_fall_back else None
             if nxt is not None:
                 return self._fall_back(d, nxt, retryable)
             d.events.append(("no_fallback", retryable))
@@ -543,7 +562,7 @@ class Engine:
             d.events.append(("long_hint", hint, "clamp"))
             return self._retry(d, rule.hint_max, retryable, "clamp")
         if mode is LongHint.FALLBACK:
-            nxt = _next_model(rule.fallback, d.model)
+            nxt = _next_model(rule.fallback, d.model) if d.can_fall_back else None
             if nxt is not None:
                 d.events.append(("long_hint", hint, "fallback"))
                 return self._fall_back(d, nxt, retryable)

@@ -23,9 +23,12 @@ each with a note saying why the policy gave up.
 Limits of this layer, which sees neither the request body nor when the
 first attempt started:
 
-- It cannot switch models: a ``fallback`` action gives up with the response
-  (for model fallback use ``policyengine.requests.PolicyAdapter`` or the
-  ``Driver``).
+- It cannot switch models: it decides as if the fallback chain were used up
+  (``evaluate(fallback=False)``), so a retryable error is retried on the same
+  model and any other gives up (for model fallback use
+  ``policyengine.requests.PolicyAdapter`` or the ``Driver``).
+- It sees only the status of a 2xx response, so an error object inside a 2xx
+  body is not seen here (the other adapters retry it).
 - ``elapsed`` counts from the first failed attempt.
 - To decide, it reads the body of an error response. With
   ``preload_content=False`` (requests does this) the body of the response it
@@ -55,12 +58,6 @@ from ._engine import Engine
 from ._model import Action, ActionKind, Response
 
 __all__ = ["PolicyGaveUp", "PolicyRetry"]
-
-#: Why this layer gives up on a fallback (``Driver.decide(no_fallback=)``).
-_NO_FALLBACK = (
-    "needs a new request body, which urllib3's Retry cannot send (use "
-    "policyengine.requests.PolicyAdapter or the Driver for model fallback)"
-)
 
 #: Follow at most this many redirects (urllib3 counts them; the policy does not).
 DEFAULT_REDIRECTS = 10
@@ -214,7 +211,7 @@ class PolicyRetry(Retry):
             else:
                 outcome = Response(status, list(response.headers.items()), body, verb)
         action = self.driver.decide(
-            outcome, attempt, method=verb, override=self.override, no_fallback=_NO_FALLBACK
+            outcome, attempt, method=verb, override=self.override, fallback=False
         )
         decision = Decision(attempt, action, outcome, action.delay if action.should_retry else 0.0)
         self.driver.notify(decision)

@@ -396,21 +396,33 @@ def test_body_model_and_swap_model() -> None:
     assert body_model(None) is None
 
 
-def test_a_call_that_cannot_switch_models_gives_up_on_a_fallback(
-    testing: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_call_that_cannot_switch_models_retries_the_same_model(testing: Any) -> None:
+    # The engine decides as if the chain were used up: a retryable 503 is
+    # retried on the same model rather than resent as a "fallback".
     policy = pe.load_policy(
         {"rules": [{"id": "upstream-unavailable", "fallback": ["b"]}]}, env=False
     )
     fn = script(reply(503), reply(200))
+    outcome = pe.Driver(pe.Engine(policy)).run(fn, fallback=False)
+    assert len(fn.calls) == 2
+    assert [a.model for a in fn.calls] == [None, None]
+    assert outcome.action.kind is pe.ActionKind.SUCCEED
+    first = outcome.history[0].action
+    assert (first.kind, first.fallback) == (pe.ActionKind.RETRY, None)
+    assert "this caller cannot switch models; retrying the same model" in first.explanation
+
+
+def test_a_call_that_cannot_switch_models_gives_up_on_a_fallback(
+    testing: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = pe.load_policy({"rules": [{"id": "model-not-found", "fallback": ["b"]}]}, env=False)
+    fn = script(reply(404, code="model_not_found"), reply(200))
     with caplog.at_level(logging.INFO, logger="policyengine"):
         outcome = pe.Driver(pe.Engine(policy)).run(fn, fallback=False)
     assert len(fn.calls) == 1
     assert outcome.action.kind is pe.ActionKind.FAIL
     assert outcome.action.fallback is None
-    assert "fail: the fallback to 'b' needs a request naming its model" in (
-        outcome.action.explanation
-    )
+    assert "fail: this caller cannot switch models" in outcome.action.explanation
     assert testing.waits == []
     (record,) = [r for r in caplog.records if r.name == "policyengine"]
     assert record.levelno == logging.WARNING  # logged as the give-up it is

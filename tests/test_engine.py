@@ -238,6 +238,24 @@ class TestFallback:
         none = engine_for({"id": "fb", "action": "fallback"}).evaluate(pe.Response(404))
         assert "lists no fallback models" in none.explanation
 
+    def test_a_caller_that_cannot_switch_models(self) -> None:
+        engine = engine_for(
+            {
+                "id": "fb",
+                **RETRY,
+                "action": "fallback",
+                "fallback": ["b"],
+                "match": {"status": 503},
+            },
+            {"id": "nf", "action": "fallback", "fallback": ["b"], "match": {"status": 404}},
+        )
+        retried = engine.evaluate(pe.Response(503, {"Retry-After": "3"}), model="a", fallback=False)
+        assert (retried.kind, retried.fallback, retried.delay) == (K.RETRY, None, 3.0)
+        assert "this caller cannot switch models; retrying the same model" in retried.explanation
+        failed = engine.evaluate(pe.Response(404), model="a", fallback=False)
+        assert (failed.kind, failed.fallback) == (K.FAIL, None)
+        assert "fail: this caller cannot switch models" in failed.explanation
+
     def test_fallback_respects_max_attempts(self) -> None:
         engine = engine_for({"id": "fb", **RETRY, "action": "fallback", "fallback": ["b"]})
         assert engine.evaluate(pe.Response(503), attempt=4, model="a").kind is K.FAIL

@@ -128,12 +128,12 @@ class Scenarios:
         gateway.script(unavailable(), model="primary")
         sent, decisions = self.run(gateway, deployment_engine, model="primary")
         if not self.fallback:
-            # This layer cannot rewrite the body: it gives up rather than
-            # retry what the policy wanted switched.
-            assert gateway.models() == ["primary"]
-            assert sent.status == 503
-            assert decisions[0].action.kind is pe.ActionKind.FAIL
-            assert "fallback" in decisions[0].action.explanation
+            # This layer cannot rewrite the body: the engine decides as if the
+            # chain were used up, and a retryable 503 is retried on the same model.
+            assert gateway.models() == ["primary", "primary"]
+            assert sent.status == 200
+            assert decisions[0].action.kind is pe.ActionKind.RETRY
+            assert "cannot switch models" in decisions[0].action.explanation
             return
         assert gateway.models() == ["primary", BACKUP]
         assert sent.status == 200
@@ -164,7 +164,7 @@ class Scenarios:
         assert gateway.count() == 1
         assert sent.status == 404
         assert [d.action.kind for d in decisions] == [pe.ActionKind.FAIL]
-        assert "fallback" in decisions[0].action.explanation
+        assert "fail: this caller cannot switch models" in decisions[0].action.explanation
         assert testing.waits == []
 
     def test_model_not_found_without_fallbacks_is_not_retried(

@@ -14,6 +14,7 @@ from policyengine.testing import (  # noqa: E402
     FakeGateway,
     TestingMode,
     invalid_api_key,
+    model_not_found,
     rate_limited,
     reset,
     slow,
@@ -167,14 +168,14 @@ def test_fallback_give_up_is_logged_as_a_give_up(
     deployment_engine: pe.Engine,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gateway.script(unavailable())
+    gateway.script(model_not_found())
     with (
         caplog.at_level(logging.INFO, logger="policyengine"),
         urllib3.PoolManager(retries=PolicyRetry(deployment_engine)) as http,
     ):
         r = http.request("POST", gateway.chat_url, json={"model": "m"})
-    assert r.status == 503
+    assert r.status == 404
     records = [rec for rec in caplog.records if rec.name == "policyengine"]
     assert [rec.levelno for rec in records] == [logging.WARNING]
     assert records[0].action == "fail"  # type: ignore[attr-defined]
-    assert "urllib3's Retry cannot send" in records[0].getMessage()
+    assert "this caller cannot switch models" in records[0].getMessage()
