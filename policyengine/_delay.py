@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from ._model import HintFormat, Jitter
+from ._response import HeaderConditions, headers_hold
 
 __all__ = ["compute_backoff", "parse_duration", "parse_hint", "parse_retry_after", "read_hints"]
 
@@ -198,22 +199,23 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
 
 def read_hints(
     headers: Mapping[str, tuple[str, ...]],
-    sources: Sequence[tuple[str, HintFormat]],
+    sources: Sequence[tuple[str, HintFormat, HeaderConditions]],
     clock: Callable[[], float],
 ) -> tuple[float, str, str] | None:
     """The first usable wait hint: ``(seconds, header name, raw value)``, or None.
 
     Args:
         headers: Lower-cased header name -> its values.
-        sources: ``(lower-cased header name, format)`` in priority order.
+        sources: ``(lower-cased header name, format, conditions)`` in priority
+            order; a source counts only when its conditions hold.
         clock: The current Unix time, asked only for absolute formats.
 
     A header sent more than once counts with its longest usable value, so a
     duplicate can never shorten the wait.
     """
-    for header, fmt in sources:
+    for header, fmt, conditions in sources:
         values = headers.get(header)
-        if not values:
+        if not values or (conditions and not headers_hold(headers, conditions)):
             continue
         now = clock() if fmt in _ABSOLUTE else None
         best: tuple[float, str] | None = None

@@ -33,8 +33,10 @@ from ._model import (
 )
 from ._response import (
     MAX_PARSE_BYTES,
+    HeaderConditions,
     RawError,
     coerce_response,
+    compile_headers,
     extract_amounts,
     extract_model,
     parse_raw,
@@ -343,7 +345,7 @@ class Engine:
     _templates: dict[str, _Parts] = attrs.field(repr=False, eq=False)
     _fast: dict[int, Action] = attrs.field(repr=False, eq=False)
     _should_retry: str = attrs.field(repr=False, eq=False)
-    _hints: tuple[tuple[str, HintFormat], ...] = attrs.field(repr=False, eq=False)
+    _hints: tuple[tuple[str, HintFormat, HeaderConditions], ...] = attrs.field(repr=False, eq=False)
 
     def __init__(
         self,
@@ -365,7 +367,10 @@ class Engine:
             templates,
             {},
             policy.hints.should_retry_header.strip().lower(),
-            tuple((s.header.strip().lower(), s.format) for s in policy.hints.sources),
+            tuple(
+                (s.header.strip().lower(), s.format, compile_headers(s.when))
+                for s in policy.hints.sources
+            ),
         )
         self._fast.update(self._plain_successes())
 

@@ -833,7 +833,10 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     if policy.description:
         out["description"] = policy.description
     out["defaults"] = defaults
-    out["hints"] = _unstructure(policy.hints)
+    out["hints"] = hints = _unstructure(policy.hints)
+    for source in hints["sources"]:
+        if not source["when"]:
+            del source["when"]
     out["rules"] = rules
     if policy.tests:
         out["tests"] = [_unstructure(t) for t in policy.tests]

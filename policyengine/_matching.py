@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from ._model import Match, Policy, Response, Rule
-from ._response import TRANSPORT_FAMILIES, RawError
+from ._response import TRANSPORT_FAMILIES, HeaderConditions, RawError, compile_headers, headers_hold
 
 __all__ = ["CompiledRule", "Index", "specificity"]
 
@@ -73,7 +73,7 @@ class CompiledRule:
     types: frozenset[str]
     messages: tuple[str, ...]
     regex: re.Pattern[str] | None
-    headers: tuple[tuple[str, bool | str], ...]
+    headers: HeaderConditions
     methods: frozenset[str]
     transports: frozenset[str]
     error: bool | None
@@ -86,10 +86,7 @@ class CompiledRule:
     def compile(cls, rule: Rule, position: int) -> CompiledRule:
         m = rule.match
         tier, count = specificity(m)
-        headers = tuple(
-            (name.lower(), value.strip().lower() if isinstance(value, str) else value)
-            for name, value in m.headers.items()
-        )
+        headers = compile_headers(m.headers)
         return cls(
             rule=rule,
             position=position,
@@ -172,17 +169,7 @@ class CompiledRule:
             return False
         if self.methods and response.method not in self.methods:
             return False
-        for name, expected in self.headers:
-            values = response.headers.get(name)
-            if expected is True:
-                if not values:
-                    return False
-            elif expected is False:
-                if values:
-                    return False
-            elif not values or all(v.strip().lower() != expected for v in values):
-                return False
-        return True
+        return not self.headers or headers_hold(response.headers, self.headers)
 
 
 def _sorted(rules: Iterable[CompiledRule]) -> tuple[CompiledRule, ...]:

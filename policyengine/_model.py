@@ -273,10 +273,20 @@ class Rule(Outcome):
 
 @attrs.frozen
 class HintSource:
-    """A response header that tells how long to wait."""
+    """A response header that tells how long to wait.
+
+    Attributes:
+        header: The header's name (any case).
+        format: How its value is read.
+        when: Other headers that must hold for this one to count, as in
+            ``match.headers``: name -> ``true`` (present), ``false`` (absent) or
+            a value. A rate-limit reset time is a wait only when the budget is
+            spent: ``when = { "x-ratelimit-remaining-requests" = "0" }``.
+    """
 
     header: Name
     format: HintFormat = HintFormat.SECONDS
+    when: Mapping[str, bool | str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -13,7 +13,7 @@ import errno
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._model import ParsedError, Response
@@ -22,9 +22,12 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_PARSE_BYTES",
     "TRANSPORT_FAMILIES",
+    "HeaderConditions",
     "coerce_response",
+    "compile_headers",
     "extract_amounts",
     "extract_model",
+    "headers_hold",
     "RawError",
     "parse_error",
     "parse_raw",
@@ -272,6 +275,38 @@ def extract_amounts(message: str) -> tuple[str | None, str | None]:
     limit = next((m.group(1) for p in _LIMIT if (m := p.search(message))), None)
     requested = next((m.group(1) for p in _REQUESTED if (m := p.search(message))), None)
     return limit, requested
+
+
+# --- Header conditions ---------------------------------------------------------------
+
+#: ``(lower-cased name, True | False | lower-cased value)``, as ``compile_headers`` makes.
+HeaderConditions = tuple[tuple[str, "bool | str"], ...]
+
+
+def compile_headers(conditions: Mapping[str, bool | str]) -> HeaderConditions:
+    """Header conditions of a policy (``match.headers``, ``hints.sources[].when``)
+    normalised once: names and values lower-cased, values stripped."""
+    return tuple(
+        (name.strip().lower(), value.strip().lower() if isinstance(value, str) else value)
+        for name, value in conditions.items()
+    )
+
+
+def headers_hold(headers: Mapping[str, tuple[str, ...]], conditions: HeaderConditions) -> bool:
+    """Whether indexed ``headers`` meet every condition: ``True`` present,
+    ``False`` absent, a value equal to one of the header's (ignoring case and
+    surrounding space)."""
+    for name, expected in conditions:
+        values = headers.get(name)
+        if expected is True:
+            if not values:
+                return False
+        elif expected is False:
+            if values:
+                return False
+        elif not values or all(v.strip().lower() != expected for v in values):
+            return False
+    return True
 
 
 # --- Client response objects -----------------------------------------------------

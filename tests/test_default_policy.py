@@ -441,6 +441,20 @@ def test_real_world(
     assert (action.classification, action.kind, action.rule_id) == (classification, kind, rule)
 
 
+def test_rate_limit_headers_are_waits_only_when_the_budget_is_spent(engine: pe.Engine) -> None:
+    # OpenAI sends x-ratelimit-* on every response: a 500 with a long reset
+    # time and budget left is a server error to retry, not a 6 minute wait.
+    busy = {"x-ratelimit-remaining-requests": "12", "x-ratelimit-reset-requests": "6m0s"}
+    action = engine.evaluate(pe.Response(500, busy, b""))
+    assert (action.kind, action.delay_source) == (K.RETRY, "backoff")
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"}
+    action = engine.evaluate(pe.Response(429, spent, b""))
+    assert (action.kind, action.delay, action.delay_source) == (K.RETRY, 1.5, "server")
+    tokens = {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"}
+    action = engine.evaluate(pe.Response(429, tokens, b""))
+    assert (action.kind, action.delay) == (K.FAIL, 360.0)  # too long: fail, wait attached
+
+
 def test_quota_ignores_should_retry_true(engine: pe.Engine) -> None:
     body = error_body("quota", "insufficient_quota", "insufficient_quota")
     action = engine.evaluate(pe.Response(429, {"x-should-retry": "true"}, body))

@@ -190,6 +190,13 @@ retryable = "yes"
             "description, defaults, hints, rules, tests"
         ]
 
+    def test_hint_conditions(self, tmp_path: Path) -> None:
+        bad = write(tmp_path, "when.toml", '[[hints.sources]]\nheader = "a"\nwhen = { b = 0 }\n')
+        assert problems(bad) == [
+            f"{bad}: $.hints.sources[0].when: header 'b': expected true (present), false "
+            "(absent) or a value, got 0"
+        ]
+
     def test_wrong_shapes(self, tmp_path: Path) -> None:
         bad = write(
             tmp_path,
@@ -352,7 +359,10 @@ def policies(draw: st.DrawFn) -> pe.Policy:
             draw(
                 st.lists(
                     st.builds(
-                        pe.HintSource, header=names, format=st.sampled_from(list(pe.HintFormat))
+                        pe.HintSource,
+                        header=names,
+                        format=st.sampled_from(list(pe.HintFormat)),
+                        when=st.dictionaries(names, st.booleans() | names, max_size=2),
                     ),
                     max_size=3,
                 )
