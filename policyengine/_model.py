@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import NewType, Protocol
+from types import MappingProxyType
+from typing import Any, NewType, Protocol
 
 import attrs
 
@@ -100,6 +101,11 @@ PLACEHOLDERS: frozenset[str] = frozenset(
         "transport",  # the kind of network failure, e.g. read_timeout
     }
 )
+
+
+def _read_only(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy, so that a frozen value holding a mapping stays frozen."""
+    return MappingProxyType(dict(mapping or {}))
 
 
 class _TextEnum(str, enum.Enum):
@@ -228,7 +234,7 @@ class Match:
     type: tuple[str, ...] = ()
     message: tuple[str, ...] = ()
     message_regex: Pattern | None = None
-    headers: Mapping[str, bool | str] = attrs.field(factory=dict)
+    headers: Mapping[str, bool | str] = attrs.field(factory=dict, converter=_read_only)
     method: tuple[Method, ...] = ()
     transport: tuple[TransportKind, ...] = ()
     error: bool | None = None
@@ -286,7 +292,7 @@ class HintSource:
 
     header: Name
     format: HintFormat = HintFormat.SECONDS
-    when: Mapping[str, bool | str] = attrs.field(factory=dict)
+    when: Mapping[str, bool | str] = attrs.field(factory=dict, converter=_read_only)
 
 
 @attrs.frozen
@@ -312,7 +318,7 @@ class TestResponse:
     __test__ = False  # not a pytest test class
 
     status: int | None = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only)
     body: str = ""
     transport: TransportKind | None = None
     method: Method | None = None
@@ -359,7 +365,9 @@ class Policy:
     description: str = ""
     sources: tuple[str, ...] = attrs.field(default=(), eq=False)
     """The files this policy was merged from, in order."""
-    origins: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+    origins: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_read_only, eq=False, repr=False
+    )
     """Merged key path -> the file that set it."""
 
     def rule(self, rule_id: str) -> Rule:

@@ -388,3 +388,16 @@ class TestMoreFileProblems:
         whole = write(tmp_path, "whole.toml", MINIMAL)
         extra = write(tmp_path, "extra.toml", "[defaults]\nmax_attempts = 2\n")
         assert pe.load_policy(whole, extra).sources == (whole, extra)
+
+
+def test_policies_are_read_only_all_the_way_down(default_policy: pe.Policy) -> None:
+    import attrs
+
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        default_policy.rules[0].max_attempts = 9  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        default_policy.origins["$.x"] = "me"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        default_policy.rule("bot-challenge").match.headers["x"] = True  # type: ignore[index]
+    with pytest.raises(TypeError):
+        pe.Match(headers={"a": True}).headers["b"] = False  # type: ignore[index]
