@@ -629,6 +629,11 @@ def _main(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: --help / --version exit 0, a usage error 2
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except BrokenPipeError:
+        # --help / --version into a reader that left: argparse on Python 3.10
+        # lets this escape (3.11 ignores it). What it prints goes to stdout only.
+        _silence(sys.stdout)
+        return 0
     try:
         return int(args.run(args))
     except UsageError as e:

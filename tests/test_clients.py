@@ -4,6 +4,7 @@ against a real server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import socket
 import threading
@@ -205,6 +206,6 @@ async def test_aiohttp(engine: pe.Engine, base_url: str, closed_port: int) -> No
         with pytest.raises(aiohttp.ClientConnectorError) as refused:
             await session.get(f"http://127.0.0.1:{closed_port}/")
         assert engine.evaluate(refused.value).transport in ("refused", "connection")
-        with pytest.raises(TimeoutError) as slow:
+        with pytest.raises(asyncio.TimeoutError) as slow:  # TimeoutError from 3.11 on
             await session.get(f"{base_url}/slow", timeout=aiohttp.ClientTimeout(total=0.2))
         assert engine.evaluate(slow.value).classification == "timeout"
