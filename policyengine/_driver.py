@@ -405,6 +405,20 @@ class Outcome(Generic[T]):
             error
         )
 
+    def as_client(self) -> T:
+        """What a client adapter hands back: the last response (a success, or
+        the error response the policy gave up on), or the last exception
+        raised again with a note saying why the policy gave up.
+
+        Raises:
+            Exception: The last attempt's own exception, noted.
+        """
+        if self.error is not None:
+            add_note(self.error, explain_note(self.action, self.attempts))
+            raise self.error
+        assert self.value is not None
+        return self.value
+
 
 class GaveUp(Exception):
     """The policy gave up on a call.

@@ -36,9 +36,7 @@ from ._driver import (
     Attempt,
     Driver,
     Outcome,
-    add_note,
     body_model,
-    explain_note,
     swap_model,
     wants_body,
 )
@@ -121,11 +119,7 @@ class PolicyMiddleware:
             discard=_release,
             fallback=model is not None,
         )
-        if outcome.error is not None:
-            add_note(outcome.error, explain_note(outcome.action, outcome.attempts))
-            raise outcome.error
-        assert outcome.value is not None
-        return outcome.value
+        return outcome.as_client()
 
 
 def _release(response: aiohttp.ClientResponse) -> None:

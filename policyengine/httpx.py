@@ -34,9 +34,7 @@ from ._driver import (
     Driver,
     Outcome,
     Override,
-    add_note,
     body_model,
-    explain_note,
     swap_model,
     wants_body,
 )
@@ -116,11 +114,7 @@ class _Result:
 
 
 def _finish(outcome: Outcome[_Result]) -> httpx.Response:
-    if outcome.error is not None:
-        add_note(outcome.error, explain_note(outcome.action, outcome.attempts))
-        raise outcome.error
-    assert outcome.value is not None
-    response = outcome.value.response
+    response = outcome.as_client().response
     response.extensions["policyengine.action"] = outcome.action
     response.extensions["policyengine.history"] = outcome.history
     return response

@@ -40,9 +40,7 @@ from ._driver import (
     Attempt,
     Driver,
     Outcome,
-    add_note,
     body_model,
-    explain_note,
     swap_model,
     wants_body,
 )
@@ -134,11 +132,7 @@ class PolicyAdapter(HTTPAdapter):
             discard=_close,
             fallback=model is not None,
         )
-        if outcome.error is not None:
-            add_note(outcome.error, explain_note(outcome.action, outcome.attempts))
-            raise outcome.error
-        assert outcome.value is not None
-        return outcome.value
+        return outcome.as_client()
 
 
 def _replayable(request: requests.PreparedRequest) -> tuple[requests.PreparedRequest, bool]:
