@@ -50,6 +50,7 @@ __all__ = ["Engine"]
 _UNKNOWN = "(unknown)"
 _Parts = tuple[tuple[str, "str | None"], ...]
 _MAX_ATTEMPT = 2**31
+_MAX_ELAPSED = 2**62  # seconds: far past any deadline, and a float
 _ERROR_KEY = b'"error"'
 
 
@@ -87,6 +88,8 @@ def _attempt(value: object) -> int:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 1
+    if isinstance(value, int):  # compared as an int: 10**400 has no float
+        return max(1, min(value, _MAX_ATTEMPT))
     if math.isnan(value):
         return 1
     return int(max(1, min(value, _MAX_ATTEMPT)))
@@ -97,6 +100,8 @@ def _elapsed(value: object) -> float:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0.0
+    if isinstance(value, int):  # clamped first: float(10**400) overflows
+        return float(max(0, min(value, _MAX_ELAPSED)))
     number = float(value)
     return number if math.isfinite(number) and number > 0 else 0.0
 

@@ -342,6 +342,17 @@ class TestHostileInput:
         action = engine.evaluate(pe.Response(500), attempt=attempt, elapsed=attempt)
         assert math.isfinite(action.delay) and action.delay >= 0
 
+    def test_attempt_and_elapsed_too_big_for_a_float_are_still_decided(
+        self, engine: pe.Engine
+    ) -> None:
+        # int(10**400) has no float: clamped, not an "internal error" action.
+        spent = engine.evaluate(pe.Response(500), attempt=10**400)
+        assert (spent.kind, spent.rule_id) == (K.FAIL, "server-error")
+        assert "gave up after" in spent.explanation
+        late = engine.evaluate(pe.Response(500), elapsed=10**400)
+        assert (late.kind, late.rule_id) == (K.FAIL, "server-error")
+        assert "would pass max_elapsed" in late.explanation
+
 
 headers = st.lists(
     st.tuples(
