@@ -470,7 +470,7 @@ class ParsedError:
     """The error a response body carries, whatever shape it came in.
 
     Secrets echoed by the server (API keys, bearer tokens) are already
-    redacted from ``message``.
+    redacted from every field.
     """
 
     message: str = ""

@@ -43,11 +43,20 @@ MAX_MESSAGE_CHARS = 2000
 
 # --- Secrets -------------------------------------------------------------------
 
+_KEY_PREFIXES = r"(?:sk|gsk|xai|hf|ghp|gho|ghs|github_pat|glpat|r8|pplx|nvapi)[-_]"
 _SECRET = re.compile(
     r"""
     (?P<bearer>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]{8,}
-    | (?P<prefix>\b(?:sk|gsk|xai|hf|ghp|gho|ghs|github_pat|glpat)[-_])
+    | (?P<prefix>\b"""
+    + _KEY_PREFIXES
+    + r""")
       [A-Za-z0-9_*-](?:[A-Za-z0-9._*-]*[A-Za-z0-9_*])?
+    # OpenAI's "Incorrect API key provided: <key>." whatever the key looks like
+    # (a gateway's own format); a known prefix is kept by the branch above.
+    | (?P<provided>\b(?:api[ _-]?key|token)\s+provided:\s*["'`]?)(?!"""
+    + _KEY_PREFIXES
+    + r""")
+      [^\s"'`,;]*[^\s"'`,;.]
     | (?P<google>\bAIza)[0-9A-Za-z_-]{20,}
     | (?P<jwt>\beyJ)[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*
     | (?P<kv>\b(?:api[_-]?key|apikey|access[_-]?token|token|secret|password|key)
@@ -64,6 +73,7 @@ def _mask(m: re.Match[str]) -> str:
         or m.group("google")
         or m.group("jwt")
         or m.group("kv")
+        or m.group("provided")
         or ""
     ) + "***"
 
@@ -152,9 +162,19 @@ def _google_reason(err: dict[str, Any]) -> str | None:
 RawError = tuple[str, "str | None", "str | None", "str | None"]
 
 
+def _redact_field(value: str | None) -> str | None:
+    return redact(value) if value else value
+
+
 def to_error(raw: RawError) -> ParsedError:
-    """The public ``ParsedError`` of a raw error, secrets redacted."""
-    return ParsedError(message=redact(raw[0]), type=raw[1], code=raw[2], param=raw[3])
+    """The public ``ParsedError`` of a raw error, secrets redacted from every
+    field: a server may echo a key in its code, type or param as well."""
+    return ParsedError(
+        message=redact(raw[0]),
+        type=_redact_field(raw[1]),
+        code=_redact_field(raw[2]),
+        param=_redact_field(raw[3]),
+    )
 
 
 def _from_object(err: dict[str, Any]) -> RawError:

@@ -287,6 +287,25 @@ class TestTexts:
         assert "SECRET" not in everything and "abcdefghijk1" not in everything
         assert "sk-***" in action.remediation
 
+    def test_secrets_echoed_in_code_type_or_param_never_come_back(self) -> None:
+        engine = engine_for({"id": "r", "remediation": "{code} | {type} | {param}"})
+        body = error_body(
+            "x",
+            "Bearer abcdefghijk1",
+            "Incorrect API key provided: sk-proj-SECRETSECRET.",
+            param="api_key=hunter2hunter2",
+        )
+        action = engine.evaluate(pe.Response(401, {}, body))
+        everything = action.remediation + action.explanation + repr(action.error)
+        for secret in ("SECRETSECRET", "abcdefghijk1", "hunter2hunter2"):
+            assert secret not in everything
+        assert action.remediation == (
+            "Incorrect API key provided: sk-***. | Bearer *** | api_key=***"
+        )
+        assert action.error == pe.ParsedError(
+            "x", "Bearer ***", "Incorrect API key provided: sk-***.", "api_key=***"
+        )
+
     def test_actions_are_frozen_and_comparable(self) -> None:
         engine = engine_for({"id": "r", **RETRY})
         a = engine.evaluate(pe.Response(500))

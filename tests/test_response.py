@@ -191,6 +191,19 @@ class TestRedaction:
             ("api_key=abcdef123456&x=1", "api_key=***&x=1"),
             ("token: 'abcdefgh12345'", "token: '***'"),
             ("anthropic sk-ant-api03-abc", "anthropic sk-***"),
+            # A gateway's own key format, in OpenAI's message: masked by position.
+            (
+                "Incorrect API key provided: nex-AbCdEf012345. You can find",
+                "Incorrect API key provided: ***. You can find",
+            ),
+            ("Invalid API key provided: 'hunter2hunter2'", "Invalid API key provided: '***'"),
+            (
+                "API key not valid. Please pass a valid API key.",
+                "API key not valid. Please pass a valid API key.",
+            ),
+            ("replicate r8_AbCdEf0123456789xyz", "replicate r8_***"),
+            ("perplexity pplx-AbCdEf0123456789", "perplexity pplx-***"),
+            ("nvidia nvapi-AbCdEf0123456789", "nvidia nvapi-***"),
             ("nothing secret here", "nothing secret here"),
         ],
     )
