@@ -452,6 +452,26 @@ def _read_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
         return None, [Problem(name, where, f"invalid TOML: {message}")]
 
 
+#: A layer nested deeper than this is refused (a policy needs about five).
+MAX_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _copy(value: object, depth: int = 0) -> Any:
+    """A copy of a layer's tables and arrays, so that merging the layers above
+    never changes a caller's dict (which may be reused for another load)."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    if isinstance(value, Mapping):
+        return {k: _copy(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v, depth + 1) for v in value]
+    return value
+
+
 @attrs.define
 class _Merge:
     """The merged document so far, and where each of its keys came from."""
@@ -486,6 +506,13 @@ class _Merge:
         self.sources.append(file)
         for key, value in data.items():
             if key == "inherit":
+                continue
+            try:
+                value = _copy(value)
+            except _TooDeep:
+                self.problems.append(
+                    Problem(file, format_path((key,)), f"nested more than {MAX_DEPTH} levels deep")
+                )
                 continue
             if key not in _TOP_KEYS:
                 hint = _suggest(key, _TOP_KEYS)

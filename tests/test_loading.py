@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -98,6 +99,23 @@ class TestLayering:
         policy = pe.load_policy({"defaults": {"max_attempts": 9}}, default=True)
         assert policy.rule("server-error").max_attempts == 9
         assert policy.rule("rate-limit").max_attempts == 5  # set by the rule itself
+
+    def test_dict_layers_are_never_changed_by_the_layers_above(self) -> None:
+        base = {
+            "inherit": False,
+            "defaults": {"backoff": {"initial": 1.0}},
+            "rules": [{"id": "x", "match": {"status": 500}, "backoff": {"initial": 1.0}}],
+        }
+        before = copy.deepcopy(base)
+        over = {
+            "defaults": {"backoff": {"initial": 5.0}},
+            "rules": [{"id": "x", "backoff": {"initial": 7.0}}],
+        }
+        merged = pe.load_policy(base, over, env=False)
+        assert (merged.defaults.backoff.initial, merged.rule("x").backoff.initial) == (5.0, 7.0)
+        assert base == before
+        again = pe.load_policy(base, env=False)  # the same base, reused
+        assert (again.defaults.backoff.initial, again.rule("x").backoff.initial) == (1.0, 1.0)
 
 
 class TestErrors:
@@ -379,6 +397,16 @@ class TestMoreFileProblems:
     def test_nested_too_deeply(self, tmp_path: Path) -> None:
         deep = write(tmp_path, "deep.toml", "a = " + "[" * 100_000)
         assert problems(deep) == [f"{deep}: invalid TOML: nested too deeply"]
+
+    def test_a_dict_layer_nested_too_deeply_is_a_problem(self) -> None:
+        deep: dict[str, object] = {}
+        inner = deep
+        for _ in range(5000):
+            inner["a"] = inner = {}
+        assert problems({"defaults": {"backoff": deep}, "description": 1}, env=False) == [
+            "<layer 1>: $.description: expected a string, got 1",
+            "<layer 1>: $.defaults: nested more than 64 levels deep",
+        ]
 
     def test_error_at_the_end_has_a_position(self, tmp_path: Path) -> None:
         cut = write(tmp_path, "cut.toml", "x = 1\na = [")
