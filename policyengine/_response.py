@@ -219,6 +219,24 @@ def _from_json(data: object, success: bool) -> RawError | None:
     return None
 
 
+def _from_events(body: bytes, success: bool) -> RawError | None:
+    """The first error object in the ``data:`` lines of an event stream."""
+    for line in body.splitlines():
+        if not line.startswith(b"data:") or line.find(b'"error"') < 0:
+            continue
+        payload = line[5:].strip()
+        if payload[:1] not in (b"{", b"["):
+            continue
+        try:
+            data = _decode(payload.decode("utf-8", "replace"))
+        except Exception:  # broken, truncated, too deep
+            continue
+        parsed = _from_json(data, success)
+        if parsed is not None:
+            return parsed
+    return None
+
+
 def parse_error(body: bytes, status: int) -> ParsedError | None:
     """The error ``body`` carries (secrets redacted), or None; see ``parse_raw``."""
     raw = parse_raw(body, status)
@@ -234,7 +252,8 @@ def parse_raw(body: bytes, status: int) -> RawError | None:
     A 2xx body is an error only if it holds an error object. Any other body
     is an error: a recognised JSON shape gives message / type / code / param;
     anything else (HTML, text, broken JSON) gives its text as the message.
-    An empty body gives None.
+    In a server-sent event stream, the first ``data:`` line holding an error
+    object is the error. An empty body gives None.
     """
     success = 200 <= status < 300
     if len(body) > MAX_PARSE_BYTES:
@@ -242,6 +261,12 @@ def parse_raw(body: bytes, status: int) -> RawError | None:
     if success and body.find(b'"error"') < 0:
         return None
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped[:5] in (b"data:", b"event") or stripped[:1] == b":":
+        # A server-sent event stream: the error comes as an event after the
+        # status line said 200 (Anthropic, OpenAI, OpenRouter).
+        found = _from_events(stripped, success)
+        if found is not None or success:
+            return found
     if stripped[:1] in (b"{", b"["):
         try:
             # A stray invalid byte (in a message) must not hide the error code.

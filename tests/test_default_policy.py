@@ -418,6 +418,15 @@ REAL_WORLD = [
         K.FAIL,
         "invalid-api-key",
     ),
+    (
+        200,
+        b'event: message_start\ndata: {"type": "message_start"}\n\nevent: error\ndata: '
+        b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n',
+        {},
+        "overloaded",
+        K.RETRY,
+        "overloaded-type",
+    ),  # Anthropic's error event after a 200
     (418, b"I'm a teapot", {}, "bad_request", K.FAIL, "client-error"),
     (501, b"", {}, "server_error", K.FAIL, "not-implemented"),
     (599, b"", {}, "server_error", K.RETRY, "server-error-range"),

@@ -123,6 +123,41 @@ class TestBodyShapes:
         body = b'{"id": "gen-1", "error": {"code": 502, "message": "Provider disconnected"}}'
         assert parse_error(body, 200) == pe.ParsedError("Provider disconnected", None, "502")
 
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            (  # Anthropic: an error event after the 200
+                b'event: message_start\ndata: {"type": "message_start"}\n\n'
+                b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
+                b'"message": "Overloaded"}}\n\n',
+                pe.ParsedError("Overloaded", "overloaded_error"),
+            ),
+            (  # OpenAI and compatibles: a data chunk with an error object
+                b'data: {"choices": []}\r\n\r\ndata: {"error": {"message": "boom", '
+                b'"type": "server_error"}}\r\n\r\n',
+                pe.ParsedError("boom", "server_error"),
+            ),
+            (  # OpenRouter: comments first
+                b': OPENROUTER PROCESSING\n\ndata: {"id": "x", "error": {"code": 502, '
+                b'"message": "Provider disconnected"}}\n\n',
+                pe.ParsedError("Provider disconnected", None, "502"),
+            ),
+            (  # an answer that merely mentions "error"
+                b'data: {"choices": [{"delta": {"content": "\\"error\\": 1"}}]}\n\n'
+                b"data: [DONE]\n\n",
+                None,
+            ),
+        ],
+    )
+    def test_error_event_in_a_success_stream(
+        self, body: bytes, expected: pe.ParsedError | None
+    ) -> None:
+        assert parse_error(body, 200) == expected
+
+    def test_error_event_in_a_failed_stream_keeps_its_code(self) -> None:
+        body = b'data: {"error": {"message": "quota", "code": "insufficient_quota"}}\n\n'
+        assert parse_error(body, 429) == pe.ParsedError("quota", None, "insufficient_quota")
+
     def test_null_error_in_a_success_is_no_error(self) -> None:
         assert parse_error(b'{"id": "x", "error": null}', 200) is None
 
