@@ -257,6 +257,59 @@ REAL_WORLD = [
         K.FAIL,
         "quota-exhausted",
     ),
+    (  # Gemini's prepaid credit: a 402 whose type would otherwise be a rate limit
+        402,
+        b'{"error": {"code": 402, "message": "Your prepaid credits are depleted.", '
+        b'"status": "RESOURCE_EXHAUSTED"}}',
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "payment-required-type",
+    ),
+    (
+        400,
+        b'{"type": "error", "error": {"type": "invalid_request_error", "message": "You have '
+        b'reached your specified workspace API usage limits."}}',
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+    ),
+    (
+        401,
+        error_body(
+            "This token quota is exhausted TokenStatusExhausted[sk-xxx***yyy]", "new_api_error", ""
+        ),
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+    ),
+    (
+        403,
+        error_body("daily limit", "new_api_error", "entitlement_daily_limit_exceeded"),
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted",
+    ),
+    (  # OpenRouter's daily cap of free models: waiting a minute will not help
+        429,
+        b'{"error": {"message": "Rate limit exceeded: free-models-per-day. Add 10 credits to '
+        b'unlock 1000 free model requests per day", "code": 429}}',
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "free-models-per-day",
+    ),
+    (
+        429,
+        error_body("free-models-per-day-high-balance", "rate_limit_error", "429"),
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "free-models-per-day",
+    ),
     # A code beats a misleading status.
     (
         503,
@@ -400,6 +453,49 @@ REAL_WORLD = [
         "permission_denied",
         K.FAIL,
         "bot-challenge",
+    ),
+    (  # a challenge page is a block, whatever the status: not a rate limit to retry
+        429,
+        b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>",
+        {"cf-mitigated": "challenge"},
+        "permission_denied",
+        K.FAIL,
+        "bot-challenge",
+    ),
+    (
+        503,
+        b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>",
+        {"cf-mitigated": "challenge"},
+        "permission_denied",
+        K.FAIL,
+        "bot-challenge",
+    ),
+    (
+        400,
+        b'{"type": "error", "error": {"type": "invalid_request_error", "message": "input '
+        b"length and `max_tokens` exceed context limit: 199000 + 21333 > 200000, decrease "
+        b'input length or `max_tokens` and try again"}}',
+        {},
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+    ),
+    (  # Groq's flex tier at capacity: transient
+        498,
+        error_body("Flex tier capacity exceeded", "capacity_exceeded", "capacity_exceeded"),
+        {},
+        "overloaded",
+        K.RETRY,
+        "capacity-exceeded",
+    ),
+    # Old one-api answered token errors with a 200: not a server error to retry.
+    (
+        200,
+        error_body("无效的令牌", "one_api_error"),
+        {},
+        "authentication",
+        K.FAIL,
+        "authentication-message",
     ),
     # An error object inside a 2xx body is an error.
     (
