@@ -103,7 +103,9 @@ def _elapsed(value: object) -> float:
     if isinstance(value, int):  # clamped first: float(10**400) overflows
         return float(max(0, min(value, _MAX_ELAPSED)))
     number = float(value)
-    return number if math.isfinite(number) and number > 0 else 0.0
+    if math.isnan(number) or number <= 0:
+        return 0.0
+    return min(number, _MAX_ELAPSED)  # inf: as long ago as can be, past any deadline
 
 
 class _Decision:

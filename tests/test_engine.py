@@ -141,6 +141,14 @@ class TestRetries:
         assert (action.kind, action.delay) == (K.FAIL, 0.0)
         assert "would pass max_elapsed = 100s" in action.explanation
 
+    def test_infinite_elapsed_is_past_the_deadline(self) -> None:
+        engine = engine_for({"id": "r", **RETRY})
+        action = engine.evaluate(pe.Response(500), attempt=2, elapsed=float("inf"))
+        assert action.kind is K.FAIL
+        assert "would pass max_elapsed" in action.explanation
+        nan = engine.evaluate(pe.Response(500), attempt=2, elapsed=float("nan"))
+        assert nan.kind is K.RETRY  # unknown: taken as 0
+
     def test_max_elapsed_zero_means_no_limit(self) -> None:
         engine = engine_for({"id": "r", **RETRY, "max_elapsed": 0})
         assert engine.evaluate(pe.Response(500), attempt=2, elapsed=1e9).kind is K.RETRY
