@@ -78,14 +78,21 @@ class CompiledRule:
     transports: frozenset[str]
     error: bool | None
     implied: bool
-    """Only a status / code / type condition: being in the right index list is a match."""
-    only_messages: bool
-    """Only a message condition: checked inline, without a call."""
+    """Being in the index list it is found in is a match: its only conditions
+    are the status, code or type that list is filtered by."""
+    words_last: bool
+    """Its message words are the one condition its index list leaves to check:
+    checked inline, without a call."""
 
     @classmethod
     def compile(cls, rule: Rule, position: int) -> CompiledRule:
         m = rule.match
         tier, count = specificity(m)
+        # Conditions no index list guarantees (statuses, codes and types are
+        # guaranteed by the list a rule is found in).
+        rest = bool(m.message_regex or m.headers or m.method or m.transport) or (
+            m.error is not None
+        )
         headers = compile_headers(m.headers)
         return cls(
             rule=rule,
@@ -101,8 +108,8 @@ class CompiledRule:
             methods=frozenset(s.upper() for s in m.method),
             transports=frozenset(m.transport),
             error=m.error,
-            implied=count == 1 and bool(m.status or m.code or m.type),
-            only_messages=count == 1 and bool(m.message),
+            implied=not (m.message or rest) and not (m.code and m.type),
+            words_last=bool(m.message) and not rest and not (m.code and m.type),
         )
 
     def describe(self, seen: Mapping[str, str | None] | None = None) -> str:
@@ -172,6 +179,10 @@ class CompiledRule:
         return not self.headers or headers_hold(response.headers, self.headers)
 
 
+#: Cached (list, key, status) entries at most: a bound against odd statuses.
+_COVERING_MAX = 65_536
+
+
 def _sorted(rules: Iterable[CompiledRule]) -> tuple[CompiledRule, ...]:
     return tuple(sorted(rules, key=lambda r: r.key, reverse=True))
 
@@ -188,6 +199,12 @@ class Index:
     by_status: dict[int, tuple[CompiledRule, ...]]
     any_status: tuple[CompiledRule, ...]
     by_transport: dict[str, tuple[CompiledRule, ...]]
+    _covering: dict[tuple[str, str, int], tuple[CompiledRule, ...]] = attrs.field(
+        factory=dict, eq=False, repr=False
+    )
+    """(list, key, status) -> the rules of that code / type list whose statuses
+    cover the status: filled as statuses are seen, so that a rule for another
+    status is never checked."""
 
     @classmethod
     def build(cls, policy: Policy) -> Index:
@@ -254,25 +271,23 @@ class Index:
         if error is None:
             return best
         lists = []
-        if error[2] is not None:
-            by_code = self.by_code.get(error[2])
-            if by_code:
-                lists.append(by_code)
-        if error[1] is not None:
-            by_type = self.by_type.get(error[1])
-            if by_type:
-                lists.append(by_type)
+        status = response.status
+        if error[2] is not None and error[2] in self.by_code:
+            lists.append(self._for_status("code", error[2], status))
+        if error[1] is not None and error[1] in self.by_type:
+            lists.append(self._for_status("type", error[1], status))
         if self.by_message:
             lists.append(self.by_message)
         by_status = self.by_message_status.get(response.status)
         if by_status:
             lists.append(by_status)
-        lowered = error[0].lower() if self.by_message or by_status else ""
+        lowered = ""  # the message in lower case, made when first needed
         for candidates in lists:
             for rule in candidates:
                 if best is not None and rule.key <= best.key:
                     break  # sorted: nothing further in this list can win
-                if rule.only_messages:
+                if rule.words_last:
+                    lowered = lowered or error[0].lower()
                     for word in rule.messages:
                         if word in lowered:
                             best = rule
@@ -283,6 +298,17 @@ class Index:
                     best = rule
                     break
         return best
+
+    def _for_status(self, which: str, key: str, status: int) -> tuple[CompiledRule, ...]:
+        found = self._covering.get((which, key, status))
+        if found is None:
+            rules = (self.by_code if which == "code" else self.by_type)[key]
+            found = tuple(
+                r for r in rules if not r.status or any(lo <= status <= hi for lo, hi in r.status)
+            )
+            if len(self._covering) < _COVERING_MAX:
+                self._covering[(which, key, status)] = found
+        return found
 
     def select_transport(self, kind: str, method: str | None) -> CompiledRule | None:
         """The highest-precedence enabled rule for a network failure, or None."""

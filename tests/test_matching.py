@@ -39,6 +39,19 @@ def test_specificity_tiers() -> None:
     assert specificity(pe.Match(headers={"a": True, "b": False}, error=True)) == (0, 3)
 
 
+def test_words_after_a_type_are_checked() -> None:
+    # Found by the property below: a type + message rule, no other message
+    # rule in the policy, must still look at the message.
+    policy = pe.load_policy(
+        {"inherit": False, "rules": [{"id": "q", "match": {"type": "t2", "message": "quota"}}]},
+        default=False,
+        env=False,
+    )
+    body = error_body("Quota busy", "t2", "c")
+    chosen = Index.build(policy).select(pe.Response(200, {}, body), parse_raw(body, 200))
+    assert chosen is not None and chosen.rule.id == "q"
+
+
 def test_default_policy_agrees_with_a_scan(default_policy: pe.Policy) -> None:
     index = Index.build(default_policy)
     for status in range(100, 600):
@@ -90,7 +103,7 @@ responses = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rules=rules,
     response=responses,
