@@ -237,6 +237,40 @@ def _from_events(body: bytes, success: bool) -> RawError | None:
     return None
 
 
+# Linear: each alternative is told apart by its first character.
+_SALVAGE_CODE = re.compile(r'"code"\s*:\s*(?:"([^"\\]{1,200})"|(-?[0-9]{1,12}))')
+_SALVAGE_TYPE = re.compile(r'"(?:type|status)"\s*:\s*"([^"\\]{1,200})"')
+_SALVAGE_MESSAGE = re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.){0,2000})')
+
+
+def _salvage(body: bytes) -> RawError | None:
+    """The code, type and message of an error object in JSON that does not
+    parse (cut off by the read limit or a dropped connection), so that a
+    truncated quota error is still a quota error."""
+    text = body.decode("utf-8", "replace")
+    start = text.find('"error"')
+    if start < 0:
+        return None
+    text = text[start:]
+    code = _SALVAGE_CODE.search(text)
+    etype = _SALVAGE_TYPE.search(text)
+    if code is None and etype is None:
+        return None
+    message = _SALVAGE_MESSAGE.search(text)
+    words = ""
+    if message is not None:
+        try:
+            words = json.loads(f'"{message.group(1)}"')
+        except ValueError:  # cut inside an escape
+            words = message.group(1)
+    return (
+        _clip(words),
+        etype.group(1) if etype else None,
+        (code.group(1) or code.group(2)) if code else None,
+        None,
+    )
+
+
 def parse_error(body: bytes, status: int) -> ParsedError | None:
     """The error ``body`` carries (secrets redacted), or None; see ``parse_raw``."""
     raw = parse_raw(body, status)
@@ -277,6 +311,10 @@ def parse_raw(body: bytes, status: int) -> RawError | None:
             parsed = _from_json(data, success)
             if parsed is not None or success:
                 return parsed
+        elif not success:
+            salvaged = _salvage(stripped)
+            if salvaged is not None:
+                return salvaged
     if success:
         return None
     message = _text_message(body) if stripped else ""

@@ -173,6 +173,25 @@ class TestBodyShapes:
         err = parse_error(b'{"error": {"message": "cut', 500)
         assert err == pe.ParsedError('{"error": {"message": "cut')
 
+    def test_truncated_json_keeps_code_and_type(self) -> None:
+        # Cut by the read limit or a dropped connection: still a quota error.
+        body = b'{"error": {"message": "You exceeded your \\"quota\\"", "type": "insufficient_quota", "code": "insufficient_quota", "param": nu'
+        assert parse_error(body, 429) == pe.ParsedError(
+            'You exceeded your "quota"', "insufficient_quota", "insufficient_quota"
+        )
+        anthropic = b'{"type":"error","error":{"type":"overloaded_error","message":"Overl'
+        assert parse_error(anthropic, 529) == pe.ParsedError("Overl", "overloaded_error")
+        google = b'{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "det'
+        assert parse_error(google, 429) == pe.ParsedError("quota", "RESOURCE_EXHAUSTED", "429")
+
+    def test_huge_quota_error_is_still_a_quota_error(self, engine: pe.Engine) -> None:
+        body = (
+            b'{"error": {"code": "insufficient_quota", "type": "insufficient_quota", '
+            b'"message": "' + b"x" * 100_000 + b'"}}'
+        )
+        action = engine.evaluate(pe.Response(429, {}, body))
+        assert (action.classification, action.kind) == ("quota_exhausted", pe.ActionKind.FAIL)
+
     def test_deep_json(self) -> None:
         body = b"[" * 100_000 + b"]" * 100_000
         assert parse_error(body, 500) is not None
