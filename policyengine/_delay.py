@@ -197,24 +197,38 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
     return None
 
 
+#: A compiled hint source: ``(lower-cased header name or "", message regex or
+#: None, format, header conditions)``.
+CompiledHint = tuple[str, "re.Pattern[str] | None", HintFormat, HeaderConditions]
+
+
 def read_hints(
     headers: Mapping[str, tuple[str, ...]],
-    sources: Sequence[tuple[str, HintFormat, HeaderConditions]],
+    sources: Sequence[CompiledHint],
     clock: Callable[[], float],
+    message: str = "",
 ) -> tuple[float, str, str] | None:
-    """The first usable wait hint: ``(seconds, header name, raw value)``, or None.
+    """The first usable wait hint: ``(seconds, where, raw value)``, or None.
 
     Args:
         headers: Lower-cased header name -> its values.
-        sources: ``(lower-cased header name, format, conditions)`` in priority
-            order; a source counts only when its conditions hold.
+        sources: Compiled sources in priority order; a source counts only
+            when its conditions hold.
         clock: The current Unix time, asked only for absolute formats.
+        message: The error message, for sources that read it.
 
     A header sent more than once counts with its longest usable value, so a
     duplicate can never shorten the wait.
     """
-    for header, fmt, conditions in sources:
-        values = headers.get(header)
+    for header, pattern, fmt, conditions in sources:
+        if pattern is not None:
+            found = pattern.search(message) if message else None
+            values: tuple[str, ...] | None = (
+                (found.group(1) if pattern.groups else found.group(0),) if found else None
+            )
+            header = "the error message"
+        else:
+            values = headers.get(header)
         if not values or (conditions and not headers_hold(headers, conditions)):
             continue
         now = clock() if fmt in _ABSOLUTE else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import string
 import time
 from collections.abc import Callable
@@ -19,13 +20,12 @@ from typing import Any
 
 import attrs
 
-from ._delay import compute_backoff, read_hints
+from ._delay import CompiledHint, compute_backoff, read_hints
 from ._loading import load_policy
 from ._matching import CompiledRule, Index
 from ._model import (
     Action,
     ActionKind,
-    HintFormat,
     LongHint,
     ParsedError,
     Policy,
@@ -33,7 +33,6 @@ from ._model import (
 )
 from ._response import (
     MAX_PARSE_BYTES,
-    HeaderConditions,
     RawError,
     coerce_response,
     compile_headers,
@@ -276,7 +275,8 @@ class _Decision:
             )
         if what == "hint":
             seconds, name, raw = event[1], event[2], event[3]
-            return f"server hint {name}: {raw.strip()!r} = {_seconds(seconds)}s"
+            where = "in the error message" if name == "the error message" else name
+            return f"server hint {where}: {raw.strip()!r} = {_seconds(seconds)}s"
         if what == "hint_delay":
             extra = (
                 f" (above hint_max = {_seconds(rule.hint_max)}s; on_long_hint = honour)"
@@ -352,7 +352,7 @@ class Engine:
     _templates: dict[str, _Parts] = attrs.field(repr=False, eq=False)
     _fast: dict[int, Action] = attrs.field(repr=False, eq=False)
     _should_retry: str = attrs.field(repr=False, eq=False)
-    _hints: tuple[tuple[str, HintFormat, HeaderConditions], ...] = attrs.field(repr=False, eq=False)
+    _hints: tuple[CompiledHint, ...] = attrs.field(repr=False, eq=False)
 
     def __init__(
         self,
@@ -375,7 +375,12 @@ class Engine:
             {},
             policy.hints.should_retry_header.strip().lower(),
             tuple(
-                (s.header.strip().lower(), s.format, compile_headers(s.when))
+                (
+                    s.header.strip().lower(),
+                    re.compile(s.message) if s.message is not None else None,
+                    s.format,
+                    compile_headers(s.when),
+                )
                 for s in policy.hints.sources
             ),
         )
@@ -561,7 +566,8 @@ class Engine:
                 return self._action(d, ActionKind.FAIL, retryable)
 
         if r is not None and rule.use_hints and self._hints:
-            d.hint = read_hints(r.headers, self._hints, self.clock)
+            message = d.raw[0] if d.raw is not None else ""
+            d.hint = read_hints(r.headers, self._hints, self.clock, message)
         if d.hint is None:
             return self._retry(d, self._backoff(d), retryable, "backoff")
         hint = d.hint[0]

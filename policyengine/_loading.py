@@ -692,6 +692,13 @@ class _Build:
                     ("tests", i, "response"),
                     "give exactly one of status (a response) or transport (a failure)",
                 )
+        for i, source in enumerate(hints.sources):
+            if bool(source.header.strip()) == (source.message is not None):
+                self.problem(
+                    ("hints", "sources", i),
+                    "give exactly one of header (a response header) or message (a regex "
+                    "searched in the error message)",
+                )
         description = doc.get("description", "")
         if not isinstance(description, str):
             self.problem(("description",), f"expected a string, got {_show(description)}")
@@ -862,8 +869,9 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     out["defaults"] = defaults
     out["hints"] = hints = _unstructure(policy.hints)
     for source in hints["sources"]:
-        if not source["when"]:
-            del source["when"]
+        for key in ("when", "header"):
+            if not source[key]:
+                del source[key]
     out["rules"] = rules
     if policy.tests:
         out["tests"] = [_unstructure(t) for t in policy.tests]

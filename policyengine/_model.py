@@ -279,18 +279,23 @@ class Rule(Outcome):
 
 @attrs.frozen
 class HintSource:
-    """A response header that tells how long to wait.
+    """Where a server says how long to wait: a response header, or the error
+    message (give exactly one of ``header`` and ``message``).
 
     Attributes:
         header: The header's name (any case).
-        format: How its value is read.
+        message: A regular expression searched in the error message; its
+            first group (else the whole match) is the value, as in "Please try
+            again in 3.89s".
+        format: How the value is read.
         when: Other headers that must hold for this one to count, as in
             ``match.headers``: name -> ``true`` (present), ``false`` (absent) or
             a value. A rate-limit reset time is a wait only when the budget is
             spent: ``when = { "x-ratelimit-remaining-requests" = "0" }``.
     """
 
-    header: Name
+    header: str = ""
+    message: Pattern | None = None
     format: HintFormat = HintFormat.SECONDS
     when: Mapping[str, bool | str] = attrs.field(factory=dict, converter=_read_only)
 

@@ -190,7 +190,7 @@ def _rows(policy: Policy) -> tuple[list[StatusRow], list[CodeEntry], list[RetryR
 
 
 def _hint_note(policy: Policy) -> str:
-    headers = [s.header for s in policy.hints.sources]
+    headers = [s.header or "the error message" for s in policy.hints.sources]
     if not headers:
         return ""
     return (

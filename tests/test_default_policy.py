@@ -560,6 +560,42 @@ def test_rate_limit_headers_are_waits_only_when_the_budget_is_spent(engine: pe.E
     assert (action.kind, action.delay) == (K.FAIL, 360.0)  # too long: fail, wait attached
 
 
+@pytest.mark.parametrize(
+    ("message", "kind", "delay"),
+    [
+        (
+            "Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000, Used 28039, "
+            "Requested 3906. Please try again in 3.89s.",
+            K.RETRY,
+            3.89,
+        ),
+        (
+            "Rate limit reached for model llama on tokens per day (TPD): Limit 500000. "
+            "Please try again in 9m38.016s.",
+            K.FAIL,
+            578.016,
+        ),  # a daily cap: fail, wait attached
+        (
+            "Requests have exceeded call rate limit. Please retry after 86400 seconds.",
+            K.FAIL,
+            86400.0,
+        ),
+        (
+            "Quota exceeded for metric: generate_content_requests. Please retry in 40.77s.",
+            K.RETRY,
+            40.77,
+        ),
+    ],
+)
+def test_waits_said_in_the_message(
+    engine: pe.Engine, message: str, kind: pe.ActionKind, delay: float
+) -> None:
+    action = engine.evaluate(
+        pe.Response(429, {}, error_body(message, "tokens", "rate_limit_exceeded"))
+    )
+    assert (action.kind, action.delay, action.delay_source) == (kind, delay, "server")
+
+
 def test_quota_ignores_should_retry_true(engine: pe.Engine) -> None:
     body = error_body("quota", "insufficient_quota", "insufficient_quota")
     action = engine.evaluate(pe.Response(429, {"x-should-retry": "true"}, body))

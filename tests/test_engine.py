@@ -183,6 +183,23 @@ class TestRetries:
         )
         assert engine.evaluate(pe.Response(429, {"RETRY-AFTER": "4"})).delay == 4.0
 
+    def test_a_wait_said_in_the_message(self) -> None:
+        engine = engine_for(
+            {"id": "r", **RETRY},
+            hints={
+                "sources": [
+                    {"header": "retry-after", "format": "retry-after"},
+                    {"message": r"try again in (\S+?)\.?$", "format": "duration"},
+                ]
+            },
+        )
+        said = pe.Response(429, {}, error_body("Slow down. Please try again in 1m2.5s."))
+        action = engine.evaluate(said)
+        assert (action.delay, action.delay_source) == (62.5, "server")
+        assert "server hint in the error message: '1m2.5s' = 62.5s" in action.explanation
+        both = pe.Response(429, {"Retry-After": "4"}, error_body("Please try again in 9s."))
+        assert engine.evaluate(both).delay == 4.0  # the earlier source wins
+
     def test_duplicate_hint_headers_take_the_longest(self) -> None:
         engine = engine_for({"id": "r", **RETRY})
         action = engine.evaluate(pe.Response(429, [("Retry-After", "2"), ("retry-after", "5")]))

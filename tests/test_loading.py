@@ -215,6 +215,28 @@ retryable = "yes"
             "(absent) or a value, got 0"
         ]
 
+    def test_hint_source_reads_a_header_or_the_message(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "src.toml",
+            '[[hints.sources]]\nformat = "seconds"\n\n'
+            '[[hints.sources]]\nheader = "a"\nmessage = "b"\n\n'
+            '[[hints.sources]]\nmessage = "("\n',
+        )
+        both = (
+            "give exactly one of header (a response header) or message (a regex searched "
+            "in the error message)"
+        )
+        assert problems(bad) == [
+            f"{bad}: $.hints.sources[2].message: invalid regular expression '(': missing ), "
+            "unterminated subpattern at position 0",
+        ]
+        fixed = write(tmp_path, "src2.toml", Path(bad).read_text().replace('"("', '"x"'))
+        assert problems(fixed) == [
+            f"{fixed}: $.hints.sources[0]: {both}",
+            f"{fixed}: $.hints.sources[1]: {both}",
+        ]
+
     def test_wrong_shapes(self, tmp_path: Path) -> None:
         bad = write(
             tmp_path,
@@ -381,6 +403,11 @@ def policies(draw: st.DrawFn) -> pe.Policy:
                         header=names,
                         format=st.sampled_from(list(pe.HintFormat)),
                         when=st.dictionaries(names, st.booleans() | names, max_size=2),
+                    )
+                    | st.builds(
+                        pe.HintSource,
+                        message=st.sampled_from([r"in (\d+)s", "wait"]),
+                        format=st.sampled_from(list(pe.HintFormat)),
                     ),
                     max_size=3,
                 )
