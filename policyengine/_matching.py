@@ -156,15 +156,20 @@ class CompiledRule:
         (``lowered``: the error message in lower case, if already computed)."""
         if self.transports:
             return False
-        if self.status:
-            status = response.status
-            if not any(low <= status <= high for low, high in self.status):
-                return False
-        if self.error is not None and self.error is not (error is not None):
+        if self.status and not any(lo <= response.status <= hi for lo, hi in self.status):
             return False
         if self.codes and (error is None or error[2] not in self.codes):
             return False
-        if self.types and (error is None or error[1] not in self.types):
+        if self.types and not self.codes and (error is None or error[1] not in self.types):
+            return False
+        return self.rest_hold(response, error, lowered)
+
+    def rest_hold(self, response: Response, error: RawError | None, lowered: str = "") -> bool:
+        """``matches``, less what the index list the rule is found in guarantees:
+        its statuses, and its codes, or its types when it has no codes."""
+        if self.error is not None and self.error is not (error is not None):
+            return False
+        if self.codes and self.types and (error is None or error[1] not in self.types):
             return False
         if self.messages:
             if error is None:
@@ -181,28 +186,6 @@ class CompiledRule:
 
 #: Cached (list, key, status) entries at most: a bound against odd statuses.
 _COVERING_MAX = 65_536
-
-
-def _rest_hold(
-    rule: CompiledRule, response: Response, error: RawError | None, lowered: str
-) -> bool:
-    """``rule.matches``, less what the index list it was found in guarantees:
-    its statuses, and its codes, or its types when it has no codes."""
-    if rule.error is not None and rule.error is not (error is not None):
-        return False
-    if rule.codes and rule.types and (error is None or error[1] not in rule.types):
-        return False
-    if rule.messages:
-        if error is None:
-            return False
-        text = lowered or error[0].lower()
-        if not any(s in text for s in rule.messages):
-            return False
-    if rule.regex is not None and (error is None or not rule.regex.search(error[0])):
-        return False
-    if rule.methods and response.method not in rule.methods:
-        return False
-    return not rule.headers or headers_hold(response.headers, rule.headers)
 
 
 def _sorted(rules: Iterable[CompiledRule]) -> tuple[CompiledRule, ...]:
@@ -287,7 +270,7 @@ class Index:
         """The highest-precedence enabled rule matching a response, or None."""
         best: CompiledRule | None = None
         for rule in self.by_status.get(response.status, self.any_status):
-            if rule.implied or _rest_hold(rule, response, error, ""):
+            if rule.implied or rule.rest_hold(response, error):
                 best = rule
                 break
         if error is None:
@@ -316,7 +299,7 @@ class Index:
                             break
                     if best is rule:
                         break
-                elif rule.implied or _rest_hold(rule, response, error, lowered):
+                elif rule.implied or rule.rest_hold(response, error, lowered):
                     best = rule
                     break
         return best

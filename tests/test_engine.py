@@ -469,7 +469,7 @@ def test_evaluate_never_raises_and_delays_are_bounded(
         assert action.delay <= max(rule.backoff.max_delay, rule.hint_max)
         assert action.retryable or action.kind is K.FALLBACK
         assert max(attempt, 1) < rule.max_attempts
-    assert action.remediation == action.remediation  # renders
+    assert isinstance(action.remediation, str)  # renders, whatever the fields
     assert action.explanation
 
 
