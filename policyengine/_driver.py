@@ -41,6 +41,7 @@ from backoff.types import Details
 from ._engine import Engine
 from ._model import Action, ActionDetails, ActionKind, ParsedError, StaticDetails
 from ._response import redact
+from ._text import seconds
 
 __all__ = [
     "LOG_FIELDS",
@@ -84,7 +85,7 @@ def _positive_int(_: object, attribute: attrs.Attribute[Any], value: int | None)
         raise ValueError(f"{attribute.name} must be a whole number >= 1 or None, got {value!r}")
 
 
-def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+def _valid_seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -108,7 +109,7 @@ class Override:
     """
 
     max_attempts: int | None = attrs.field(default=None, validator=_positive_int)
-    max_elapsed: float | None = attrs.field(default=None, validator=_seconds)
+    max_elapsed: float | None = attrs.field(default=None, validator=_valid_seconds)
 
     def merge(self, other: Override | None) -> Override:
         """The stricter of ``self`` and ``other``, limit by limit."""
@@ -485,10 +486,6 @@ def delay_source(action: Action) -> str:
 Hook = Callable[[Decision], None]
 """A function called with every ``Decision`` (for metrics); what it raises is
 logged and otherwise ignored."""
-
-
-def _seconds_text(value: float) -> str:
-    return format(round(value, 3), "g")
 
 
 # --- Request body helpers for the adapters (no client library here) ---------------
@@ -937,11 +934,11 @@ class Driver:
         if kind is ActionKind.SUCCEED:
             text = f"attempt {attempt.number}: succeeded ({_what(action)})"
         elif kind is ActionKind.RETRY:
-            text = f"{head}; retrying in {_seconds_text(action.delay)}s ({source})"
+            text = f"{head}; retrying in {seconds(action.delay)}s ({source})"
         elif kind is ActionKind.FALLBACK:
             text = (
                 f"{head}; falling back to {action.fallback!r} in "
-                f"{_seconds_text(action.delay)}s ({source})"
+                f"{seconds(action.delay)}s ({source})"
             )
         else:
             text = _give_up_message(action, attempt.number)
@@ -963,9 +960,9 @@ def _tighten(action: Action, attempt: Attempt, limits: Override) -> Action:
         )
     elif limits.max_elapsed is not None and attempt.elapsed + action.delay > limits.max_elapsed:
         why = (
-            f"fail: waiting {_seconds_text(action.delay)}s more at "
-            f"{_seconds_text(attempt.elapsed)}s elapsed would pass the per-call "
-            f"max_elapsed = {_seconds_text(limits.max_elapsed)}s"
+            f"fail: waiting {seconds(action.delay)}s more at "
+            f"{seconds(attempt.elapsed)}s elapsed would pass the per-call "
+            f"max_elapsed = {seconds(limits.max_elapsed)}s"
         )
     else:
         return action

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import string
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,34 +42,15 @@ from ._response import (
     to_error,
     transport_kind,
 )
+from ._text import TemplatePart, parse_template, seconds
 
 __all__ = ["Engine"]
 
 _UNKNOWN = "(unknown)"
-_Parts = tuple[tuple[str, "str | None"], ...]
+_Parts = tuple[TemplatePart, ...]
 _MAX_ATTEMPT = 2**31
 _MAX_ELAPSED = 2**62  # seconds: far past any deadline, and a float
 _ERROR_KEY = b'"error"'
-
-
-def _seconds(value: float) -> str:
-    """Seconds for people: ``2``, ``1.5``, ``0.125``."""
-    return format(round(value, 3), "g") if math.isfinite(value) else _UNKNOWN
-
-
-def _compile_template(text: str) -> _Parts:
-    """``[(literal, field or None), ...]``; the loader has checked the fields."""
-    parts: list[tuple[str, str | None]] = []
-    literal = ""
-    # Formatter.parse gives the literal text with {{ and }} already unescaped.
-    for text_part, field, _, _ in string.Formatter().parse(text):
-        literal += text_part
-        if field is not None:
-            parts.append((literal, field))
-            literal = ""
-    if literal or not parts:
-        parts.append((literal, None))
-    return tuple(parts)
 
 
 def _next_model(chain: tuple[str, ...], model: str | None) -> str | None:
@@ -177,7 +157,7 @@ class _Decision:
     def remediation(self) -> str:
         if self._remediation is None:
             rule = self.compiled.rule
-            parts = self.engine._templates.get(rule.id) or _compile_template(rule.remediation)
+            parts = self.engine._templates.get(rule.id) or parse_template(rule.remediation)
             self._remediation = "".join(
                 literal + (self._fact(field) if field else "") for literal, field in parts
             )
@@ -208,9 +188,9 @@ class _Decision:
                 limit, requested = extract_amounts(error.message)
                 value = limit if name == "limit" else requested
         elif name == "retry_after":
-            value = _seconds(self.hint[0]) if self.hint is not None else None
+            value = seconds(self.hint[0]) if self.hint is not None else None
         elif name == "delay":
-            value = _seconds(self.delay)
+            value = seconds(self.delay)
         elif name == "attempt":
             value = self.attempt
         elif name == "max_attempts":
@@ -269,29 +249,29 @@ class _Decision:
             delay, base = event[1], event[2]
             b = rule.backoff
             return (
-                f"delay {_seconds(delay)}s from backoff: attempt {self.attempt}, "
-                f"{_seconds(b.initial)}s x {_seconds(b.multiplier)}^{self.attempt - 1} "
-                f"capped at {_seconds(b.max_delay)}s = {_seconds(base)}s, {b.jitter} jitter"
+                f"delay {seconds(delay)}s from backoff: attempt {self.attempt}, "
+                f"{seconds(b.initial)}s x {seconds(b.multiplier)}^{self.attempt - 1} "
+                f"capped at {seconds(b.max_delay)}s = {seconds(base)}s, {b.jitter} jitter"
             )
         if what == "hint":
-            seconds, name, raw = event[1], event[2], event[3]
+            wait, name, raw = event[1], event[2], event[3]
             where = "in the error message" if name == "the error message" else name
-            return f"server hint {where}: {raw.strip()!r} = {_seconds(seconds)}s"
+            return f"server hint {where}: {raw.strip()!r} = {seconds(wait)}s"
         if what == "hint_delay":
             extra = (
-                f" (above hint_max = {_seconds(rule.hint_max)}s; on_long_hint = honour)"
+                f" (above hint_max = {seconds(rule.hint_max)}s; on_long_hint = honour)"
                 if event[2]
                 else ""
             )
-            return f"delay {_seconds(event[1])}s as the server asked{extra}"
+            return f"delay {seconds(event[1])}s as the server asked{extra}"
         if what == "long_hint":
             over = (
-                f"the server asked for {_seconds(event[1])}s, more than hint_max = "
-                f"{_seconds(rule.hint_max)}s"
+                f"the server asked for {seconds(event[1])}s, more than hint_max = "
+                f"{seconds(rule.hint_max)}s"
             )
             mode = event[2]
             if mode == "clamp":
-                return f"delay {_seconds(rule.hint_max)}s: {over}; on_long_hint = clamp"
+                return f"delay {seconds(rule.hint_max)}s: {over}; on_long_hint = clamp"
             if mode == "fallback":
                 return f"{over}; on_long_hint = fallback"
             if mode == "fallback_none":
@@ -299,8 +279,8 @@ class _Decision:
             return f"fail: {over} (on_long_hint = fail); the wait is in delay"
         if what == "deadline":
             return (
-                f"fail: waiting {_seconds(event[1])}s more at {_seconds(self.elapsed)}s elapsed "
-                f"would pass max_elapsed = {_seconds(rule.max_elapsed)}s"
+                f"fail: waiting {seconds(event[1])}s more at {seconds(self.elapsed)}s elapsed "
+                f"would pass max_elapsed = {seconds(rule.max_elapsed)}s"
             )
         if what == "fallback":
             return f"fallback: next model {event[1]!r}"
@@ -364,7 +344,7 @@ class Engine:
         policy = load_policy() if policy is None else policy
         index = Index.build(policy)
         templates: dict[str, _Parts] = {
-            c.rule.id: _compile_template(c.rule.remediation) for c in index.rules
+            c.rule.id: parse_template(c.rule.remediation) for c in index.rules
         }
         self.__attrs_init__(
             policy,

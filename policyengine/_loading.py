@@ -14,8 +14,6 @@ import functools
 import math
 import os
 import re
-import string
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -31,6 +29,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from ._compat import tomllib
 from ._errors import PolicyError, Problem
 from ._model import (
     PLACEHOLDERS,
@@ -56,11 +55,7 @@ from ._model import (
     TransportKind,
 )
 from ._response import TRANSPORT_FAMILIES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+from ._text import parse_template
 
 __all__ = [
     "ENV_VAR",
@@ -224,23 +219,13 @@ def _pattern(value: object, _: object = None) -> Pattern:
     return Pattern(text)
 
 
-_FORMATTER = string.Formatter()
-
-
 def template_fields(text: str) -> list[str]:
     """The placeholder names in a remediation template.
 
     Raises:
         ValueError: The template is malformed or uses a conversion or format spec.
     """
-    names = []
-    for _, field, spec, conversion in _FORMATTER.parse(text):
-        if field is None:
-            continue
-        if spec or conversion:
-            raise ValueError(f"placeholder {{{field}}} takes no conversion or format spec")
-        names.append(field)
-    return names
+    return [part.field for part in parse_template(text) if part.field is not None]
 
 
 def _template(value: object, _: object = None) -> Template:

@@ -14,6 +14,8 @@ PACKAGE = Path(policyengine.__file__).parent
 # model -> reading responses -> loading -> matching -> delay -> engine -> the rest.
 RANK = {
     "_errors": 0,
+    "_compat": 0,
+    "_text": 0,
     "_model": 0,
     "_response": 1,
     "_loading": 2,
