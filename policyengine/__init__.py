@@ -33,7 +33,8 @@ from ._model import (
     Rule,
     StaticDetails,
 )
-from ._response import redact, transport_kind
+from ._redact import redact
+from ._transport import transport_kind
 
 __all__ = [
     "Action",

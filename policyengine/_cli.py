@@ -29,7 +29,7 @@ from ._loading import load_policy
 from ._locate import Locator, display_file
 from ._model import Action, Policy, Response
 from ._records import InputError, make_failure, parse_raw_http, read_records, response_date
-from ._response import TRANSPORT_FAMILIES
+from ._transport import TRANSPORT_FAMILIES
 
 if sys.version_info >= (3, 11):
     pass

@@ -13,14 +13,32 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from typing import NamedTuple
 
-from ._model import HintFormat, Jitter
-from ._response import HeaderConditions, headers_hold
+from ._headers import HeaderConditions, compile_headers, headers_hold
+from ._model import HintFormat, HintSource, Jitter
 
-__all__ = ["compute_backoff", "parse_duration", "parse_hint", "parse_retry_after", "read_hints"]
+__all__ = [
+    "MESSAGE",
+    "BackoffDelay",
+    "CompiledHint",
+    "Hint",
+    "compute_backoff",
+    "parse_duration",
+    "parse_hint",
+    "parse_retry_after",
+    "read_hints",
+]
 
 #: Hints are never longer than this (a year) once parsed; beyond it a value is garbage.
 MAX_HINT_SECONDS = 365 * 24 * 3600.0
+
+
+class BackoffDelay(NamedTuple):
+    """A computed backoff: the jittered ``delay`` and the ``base`` it was drawn from."""
+
+    delay: float
+    base: float
 
 
 def compute_backoff(
@@ -30,7 +48,7 @@ def compute_backoff(
     max_delay: float,
     jitter: Jitter,
     rng: random.Random,
-) -> tuple[float, float]:
+) -> BackoffDelay:
     """The wait before retrying after attempt number ``attempt`` (1-based).
 
     Returns ``(delay, base)``: ``base = min(max_delay, initial * multiplier**(attempt-1))``
@@ -61,7 +79,7 @@ def compute_backoff(
         delay = base / 2.0 + rng.uniform(0.0, base / 2.0)
     else:  # decorrelated, stateless: between initial and three times the base
         delay = rng.uniform(min(start, cap), min(cap, base * 3.0))
-    return min(cap, max(0.0, delay)), base
+    return BackoffDelay(min(cap, max(0.0, delay)), base)
 
 
 def _finite(seconds: float) -> float | None:
@@ -197,9 +215,40 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
     return None
 
 
-#: A compiled hint source: ``(lower-cased header name or "", message regex or
-#: None, format, header conditions)``.
-CompiledHint = tuple[str, "re.Pattern[str] | None", HintFormat, HeaderConditions]
+class CompiledHint(NamedTuple):
+    """A hint source of the policy, compiled when the engine is built."""
+
+    header: str
+    """The lower-cased header name, or "" for a source that reads the message."""
+    pattern: re.Pattern[str] | None
+    """The regular expression searched in the error message, or None."""
+    format: HintFormat
+    conditions: HeaderConditions
+    """Other headers that must hold for this source to count."""
+
+    @classmethod
+    def of(cls, source: HintSource) -> CompiledHint:
+        """Compile a policy's ``HintSource``."""
+        return cls(
+            source.header.strip().lower(),
+            re.compile(source.message) if source.message is not None else None,
+            source.format,
+            compile_headers(source.when),
+        )
+
+
+class Hint(NamedTuple):
+    """A server's wait hint, as read."""
+
+    seconds: float
+    where: str
+    """The header it came from, or ``MESSAGE`` for the error message."""
+    raw: str
+    """The value as the server wrote it."""
+
+
+#: ``Hint.where`` of a wait read from the error message.
+MESSAGE = "the error message"
 
 
 def read_hints(
@@ -207,8 +256,8 @@ def read_hints(
     sources: Sequence[CompiledHint],
     clock: Callable[[], float],
     message: str = "",
-) -> tuple[float, str, str] | None:
-    """The first usable wait hint: ``(seconds, where, raw value)``, or None.
+) -> Hint | None:
+    """The first usable wait hint, or None.
 
     Args:
         headers: Lower-cased header name -> its values.
@@ -226,19 +275,19 @@ def read_hints(
             values: tuple[str, ...] | None = (
                 (found.group(1) if pattern.groups else found.group(0),) if found else None
             )
-            header = "the error message"
+            header = MESSAGE
         else:
             values = headers.get(header)
         if not values or (conditions and not headers_hold(headers, conditions)):
             continue
         now = clock() if fmt in _ABSOLUTE else None
-        best: tuple[float, str] | None = None
+        best: Hint | None = None
         for raw in values:
             seconds = parse_hint(raw, fmt, now)
-            if seconds is not None and (best is None or seconds > best[0]):
-                best = (seconds, raw)
+            if seconds is not None and (best is None or seconds > best.seconds):
+                best = Hint(seconds, header, raw)
         if best is not None:
-            return best[0], header, best[1]
+            return best
     return None
 
 

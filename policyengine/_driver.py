@@ -40,7 +40,7 @@ from backoff.types import Details
 
 from ._engine import Engine
 from ._model import Action, ActionDetails, ActionKind, ParsedError, StaticDetails
-from ._response import redact
+from ._redact import redact
 from ._text import seconds
 
 __all__ = [

@@ -31,7 +31,7 @@ from ._loading import template_fields
 from ._locate import Locator
 from ._matching import specificity
 from ._model import ActionKind, LongHint, Match, Policy, Rule, StatusRange
-from ._response import TRANSPORT_FAMILIES
+from ._transport import TRANSPORT_FAMILIES
 
 __all__ = ["Finding", "covers", "lint", "overlaps"]
 

@@ -54,8 +54,8 @@ from ._model import (
     Template,
     TransportKind,
 )
-from ._response import TRANSPORT_FAMILIES
 from ._text import parse_template
+from ._transport import TRANSPORT_FAMILIES
 
 __all__ = [
     "ENV_VAR",

@@ -22,8 +22,11 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from ._errorbody import RawError
+from ._headers import HeaderConditions, compile_headers, headers_hold
 from ._model import Match, Policy, Response, Rule
-from ._response import TRANSPORT_FAMILIES, HeaderConditions, RawError, compile_headers, headers_hold
+from ._text import TemplatePart, parse_template
+from ._transport import TRANSPORT_FAMILIES
 
 __all__ = ["CompiledRule", "Index", "specificity"]
 
@@ -83,6 +86,8 @@ class CompiledRule:
     words_last: bool
     """Its message words are the one condition its index list leaves to check:
     checked inline, without a call."""
+    remediation: tuple[TemplatePart, ...]
+    """The rule's remediation template, parsed."""
 
     @classmethod
     def compile(cls, rule: Rule, position: int) -> CompiledRule:
@@ -110,6 +115,7 @@ class CompiledRule:
             error=m.error,
             implied=not (m.message or rest) and not (m.code and m.type),
             words_last=bool(m.message) and not rest and not (m.code and m.type),
+            remediation=parse_template(rule.remediation),
         )
 
     def describe(self, seen: Mapping[str, str | None] | None = None) -> str:
@@ -158,9 +164,9 @@ class CompiledRule:
             return False
         if self.status and not any(lo <= response.status <= hi for lo, hi in self.status):
             return False
-        if self.codes and (error is None or error[2] not in self.codes):
+        if self.codes and (error is None or error.code not in self.codes):
             return False
-        if self.types and not self.codes and (error is None or error[1] not in self.types):
+        if self.types and not self.codes and (error is None or error.type not in self.types):
             return False
         return self.rest_hold(response, error, lowered)
 
@@ -169,15 +175,15 @@ class CompiledRule:
         its statuses, and its codes, or its types when it has no codes."""
         if self.error is not None and self.error is not (error is not None):
             return False
-        if self.codes and self.types and (error is None or error[1] not in self.types):
+        if self.codes and self.types and (error is None or error.type not in self.types):
             return False
         if self.messages:
             if error is None:
                 return False
-            text = lowered or error[0].lower()
+            text = lowered or error.message.lower()
             if not any(s in text for s in self.messages):
                 return False
-        if self.regex is not None and (error is None or not self.regex.search(error[0])):
+        if self.regex is not None and (error is None or not self.regex.search(error.message)):
             return False
         if self.methods and response.method not in self.methods:
             return False
@@ -277,10 +283,10 @@ class Index:
             return best
         lists = []
         status = response.status
-        if error[2] is not None and error[2] in self.by_code:
-            lists.append(self._for_status("code", error[2], status))
-        if error[1] is not None and error[1] in self.by_type:
-            lists.append(self._for_status("type", error[1], status))
+        if error.code is not None and error.code in self.by_code:
+            lists.append(self._for_status("code", error.code, status))
+        if error.type is not None and error.type in self.by_type:
+            lists.append(self._for_status("type", error.type, status))
         if self.by_message:
             lists.append(self.by_message)
         by_status = self.by_message_status.get(response.status)
@@ -292,7 +298,7 @@ class Index:
                 if best is not None and rule.key <= best.key:
                     break  # sorted: nothing further in this list can win
                 if rule.words_last:
-                    lowered = lowered or error[0].lower()
+                    lowered = lowered or error.message.lower()
                     for word in rule.messages:
                         if word in lowered:
                             best = rule

@@ -8,11 +8,13 @@ path); the classes here only describe shapes and defaults.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NewType, Protocol
 
 import attrs
+
+from ._headers import index_headers
 
 __all__ = [
     "DEFAULT_BACKOFF_INITIAL",
@@ -43,7 +45,6 @@ __all__ = [
     "StaticDetails",
     "StatusRange",
     "TestResponse",
-    "index_headers",
 ]
 
 # Named scalar types. They are plain floats / ints / strs at run time; the
@@ -388,50 +389,6 @@ class Policy:
 
 
 # --- Run time values ---------------------------------------------------------
-
-
-def _header_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        # Headers are ISO-8859-1 on the wire (RFC 9110); latin-1 never fails.
-        return bytes(value).decode("latin-1")
-    return str(value)
-
-
-def index_headers(
-    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None,
-) -> dict[str, tuple[str, ...]]:
-    """Lower-cased name -> its values in order. A value that is a tuple or list
-    stands for several values of the name, so indexing an index changes
-    nothing. Never raises on odd input: non-text names and values are decoded
-    or ``str()``-ed, malformed items skipped."""
-    if not headers:
-        return {}
-    items: object = headers
-    try:
-        multi = getattr(headers, "multi_items", None)  # httpx.Headers keeps repeats there
-        if callable(multi):
-            items = multi()
-        elif callable(getattr(headers, "items", None)):  # mappings, email.message.Message
-            items = headers.items()  # type: ignore[union-attr]
-    except Exception:
-        return {}
-    index: dict[str, tuple[str, ...]] = {}
-    try:
-        for item in items:  # type: ignore[attr-defined, unused-ignore]
-            try:
-                name, value = item
-            except (TypeError, ValueError):
-                continue
-            key = _header_text(name).strip().lower()
-            if isinstance(value, (tuple, list)):  # several values (an index already)
-                index[key] = (*index.get(key, ()), *(_header_text(v) for v in value))
-            else:
-                index[key] = (*index.get(key, ()), _header_text(value))
-    except Exception:  # a hostile iterable: keep what was read
-        pass
-    return index
 
 
 def _body_bytes(body: object) -> bytes:

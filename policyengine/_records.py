@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from ._model import Response
-from ._response import TRANSPORT_FAMILIES, transport_kind
+from ._transport import TRANSPORT_FAMILIES, transport_kind
 
 __all__ = [
     "InputError",

@@ -34,7 +34,7 @@ from ._model import (
     Template,
     TransportKind,
 )
-from ._response import TRANSPORT_FAMILIES
+from ._transport import TRANSPORT_FAMILIES
 
 __all__ = ["SCHEMA_PATH", "build_schema", "schema_text"]
 

@@ -13,33 +13,46 @@ PACKAGE = Path(policyengine.__file__).parent
 
 # model -> reading responses -> loading -> matching -> delay -> engine -> the rest.
 RANK = {
-    "_errors": 0,
+    # leaves: no imports of ours
     "_compat": 0,
     "_text": 0,
-    "_model": 0,
-    "_response": 1,
-    "_loading": 2,
-    "_matching": 3,
-    "_delay": 4,
-    "_engine": 5,
-    "_driver": 6,
-    "_locate": 6,
-    "_records": 6,
-    "_table": 6,
-    "_schema": 6,
-    "testing": 7,
-    "_lint": 7,
-    "_selftest": 7,
-    "_show": 7,
-    "_simulate": 7,
-    "httpx": 8,
-    "requests": 8,
-    "urllib3": 8,
-    "aiohttp": 8,
-    "_cli": 8,
-    "openai": 9,
-    "__main__": 9,
-    "__init__": 10,
+    "_redact": 0,
+    "_headers": 0,
+    "_transport": 0,
+    "_facts": 0,
+    # values
+    "_errors": 1,
+    "_model": 1,
+    # reading responses
+    "_errorbody": 2,
+    "_clients": 3,
+    # loading a policy
+    "_loading": 4,
+    # compiling and deciding
+    "_matching": 5,
+    "_delay": 5,
+    "_explain": 6,
+    "_engine": 7,
+    # running calls
+    "_driver": 8,
+    "_locate": 8,
+    "_records": 8,
+    "_table": 8,
+    "_schema": 8,
+    "testing": 9,
+    "_lint": 9,
+    "_selftest": 9,
+    "_show": 9,
+    "_simulate": 9,
+    # adapters and the command line
+    "httpx": 10,
+    "requests": 10,
+    "urllib3": 10,
+    "aiohttp": 10,
+    "_cli": 10,
+    "openai": 11,
+    "__main__": 11,
+    "__init__": 12,
 }
 
 

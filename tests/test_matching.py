@@ -6,9 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import policyengine as pe
+from policyengine._errorbody import parse_raw
 from policyengine._matching import CompiledRule, Index, specificity
 from policyengine._model import StatusRange
-from policyengine._response import TRANSPORT_FAMILIES, parse_raw
+from policyengine._transport import TRANSPORT_FAMILIES
 
 from .conftest import error_body
 

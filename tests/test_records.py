@@ -19,7 +19,7 @@ from policyengine._records import (
     read_records,
     record_from_json,
 )
-from policyengine._response import TRANSPORT_FAMILIES
+from policyengine._transport import TRANSPORT_FAMILIES
 
 
 @pytest.mark.parametrize("kind", sorted(TRANSPORT_FAMILIES))

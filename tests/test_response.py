@@ -11,13 +11,9 @@ import urllib.error
 import pytest
 
 import policyengine as pe
-from policyengine._response import (
-    MAX_MESSAGE_CHARS,
-    extract_amounts,
-    extract_model,
-    parse_error,
-    transport_kind,
-)
+from policyengine._errorbody import MAX_MESSAGE_CHARS, parse_error
+from policyengine._facts import extract_amounts, extract_model
+from policyengine._transport import transport_kind
 
 from .conftest import error_body
 

@@ -1,0 +1,125 @@
+"""Client response objects -> ``Response``, by duck typing behind one small
+``Protocol``; no client library is imported."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from ._errorbody import MAX_PARSE_BYTES
+from ._model import Response
+
+__all__ = ["ClientResponse", "coerce_response"]
+
+
+class ClientResponse(Protocol):
+    """The seam to any HTTP client: what the engine reads of a response object.
+
+    requests and httpx responses have exactly this shape. The other shapes
+    read, by their public attributes, are: ``status`` and ``data`` (urllib3),
+    ``status`` with ``headers`` and a body already read (aiohttp), ``status``
+    with ``getheaders()`` and a buffered ``peek()`` (``http.client``,
+    ``urllib.error.HTTPError``), and an exception whose ``.response`` is one of
+    these (OpenAI SDK errors, ``requests.HTTPError``, ``httpx.HTTPStatusError``).
+    An attribute that raises or holds something odd reads as absent.
+    """
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+
+    @property
+    def headers(self) -> Mapping[str, str] | Iterable[tuple[str, str]]:
+        """Every header; repeated names kept where the client keeps them."""
+
+    @property
+    def content(self) -> bytes:
+        """The body, already read."""
+
+
+def _read_body(obj: Any) -> bytes:
+    """The body a client object already holds, without consuming a stream we
+    cannot give back. Anything odd gives b""."""
+    try:
+        if type(obj).__module__.startswith("aiohttp"):
+            # aiohttp reads bodies only asynchronously; after ``await resp.read()``
+            # the bytes are kept on the response (there is no public sync getter).
+            body = getattr(obj, "_body", None)
+            return body if isinstance(body, bytes) else b""
+        # An object can only be an HTTPError if urllib.error was imported: look
+        # there rather than import it (and ssl, http.client) for everyone.
+        url_errors = sys.modules.get("urllib.error")
+        if url_errors is not None and isinstance(obj, url_errors.HTTPError):
+            obj = obj.fp
+        if hasattr(obj, "peek"):  # http.client.HTTPResponse, buffered readers
+            # peek() looks at what is buffered without consuming it.
+            data = obj.peek(MAX_PARSE_BYTES)
+            return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
+        if hasattr(obj, "getvalue"):  # io.BytesIO
+            data = obj.getvalue()
+            return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
+        for attr in ("content", "data", "body"):
+            # requests / httpx: .content; urllib3: .data (read and cached);
+            # httpx raises ResponseNotRead for an unread stream: no body then.
+            if hasattr(type(obj), attr) or hasattr(obj, attr):
+                data = getattr(obj, attr)
+                if isinstance(data, (bytes, bytearray)):
+                    return bytes(data)
+                if isinstance(data, str):
+                    return data.encode("utf-8", "replace")
+                return b""
+    except Exception:
+        pass
+    return b""
+
+
+def _method(obj: Any) -> str | None:
+    try:
+        method = getattr(obj, "method", None)
+        if not isinstance(method, str):
+            request = getattr(obj, "request", None)  # requests, httpx (may raise)
+            method = getattr(request, "method", None)
+        return method.upper() if isinstance(method, str) else None
+    except Exception:
+        return None
+
+
+def _status(obj: Any) -> int | None:
+    for attr in ("status_code", "status", "code"):
+        try:
+            value = getattr(obj, attr, None)
+        except Exception:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def coerce_response(obj: Any) -> Response | None:
+    """A ``Response`` from a client's response object, or None if ``obj`` has
+    no integer status. Works by duck typing, importing no client library:
+    requests, httpx, urllib3, aiohttp (body already read), ``http.client``,
+    ``urllib.error.HTTPError``, and exceptions carrying one in ``.response``.
+    """
+    if isinstance(obj, BaseException):
+        # An SDK / client error carrying the response (openai.APIStatusError,
+        # requests.HTTPError, httpx.HTTPStatusError): read the response itself.
+        try:
+            inner = getattr(obj, "response", None)
+        except Exception:
+            inner = None
+        if inner is not None and not isinstance(inner, BaseException):
+            status = _status(inner)
+            if status is not None:
+                obj = inner
+    status = _status(obj)
+    if status is None:
+        return None
+    try:
+        headers = getattr(obj, "headers", None)
+        if headers is None and callable(getattr(obj, "getheaders", None)):
+            headers = obj.getheaders()
+    except Exception:
+        headers = None
+    return Response(status, headers, _read_body(obj), _method(obj))

@@ -1,0 +1,266 @@
+"""Error bodies: the error object a response body carries, in any shape real
+APIs send (JSON objects of several dialects, server-sent event streams, HTML
+pages, plain text, JSON cut off mid-way).
+
+Only the first ``MAX_PARSE_BYTES`` of a body are read; messages are cut to
+``MAX_MESSAGE_CHARS``. The raw error stays inside the engine; ``to_error``
+makes the public ``ParsedError`` with secrets redacted from every field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NamedTuple
+
+from ._model import ParsedError
+from ._redact import redact
+from ._text import clip
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_PARSE_BYTES",
+    "RawError",
+    "parse_error",
+    "parse_raw",
+    "to_error",
+]
+
+#: Only this much of a body is parsed for an error; the rest is never looked at.
+MAX_PARSE_BYTES = 64 * 1024
+#: Error messages longer than this are cut (with "…").
+MAX_MESSAGE_CHARS = 2000
+
+_WS = re.compile(r"\s+")
+# [^<>] stops a tag at the next "<": linear even on a page of nothing but "<".
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+
+
+def _clip(text: str) -> str:
+    return clip(text, MAX_MESSAGE_CHARS)
+
+
+def _element_text(text: str, lowered: str, tag: str) -> str | None:
+    """The text of the first ``<tag ...>...</tag>``, found with ``str.find``
+    (linear, whatever the page holds)."""
+    start = lowered.find(f"<{tag}")
+    if start < 0:
+        return None
+    opened = lowered.find(">", start)
+    if opened < 0:
+        return None
+    end = lowered.find(f"</{tag}", opened)
+    return text[opened + 1 : end if end >= 0 else opened + 1 + MAX_MESSAGE_CHARS]
+
+
+def _text_message(body: bytes) -> str:
+    """A one-line message from a non-JSON body: an HTML page's title, or the text."""
+    text = body[:MAX_PARSE_BYTES].decode("utf-8", "replace").lstrip("\ufeff")
+    head = text[:512].lower()
+    if "<html" in head or "<!doctype" in head or "<title" in head or "<body" in head:
+        lowered = text.lower()
+        found = _element_text(text, lowered, "title") or _element_text(text, lowered, "h1")
+        text = _TAG.sub(" ", found if found is not None else text)
+    return _clip(_WS.sub(" ", text).strip())
+
+
+def _scalar(value: object) -> str | None:
+    """An error code / type as text: strings as they are, numbers as digits."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return None
+
+
+def _message(value: object) -> str:
+    if isinstance(value, str):
+        return _clip(value)
+    if value is None:
+        return ""
+    try:
+        return _clip(json.dumps(value, ensure_ascii=False)[:MAX_MESSAGE_CHARS])
+    except Exception:  # pragma: no cover - json.dumps of parsed JSON
+        return ""
+
+
+def _google_reason(err: dict[str, Any]) -> str | None:
+    details = err.get("details")
+    if isinstance(details, list):
+        for d in details[:16]:
+            if isinstance(d, dict) and isinstance(d.get("reason"), str) and d["reason"]:
+                return str(d["reason"])
+    return None
+
+
+class RawError(NamedTuple):
+    """An error as the body gave it: clipped, not yet redacted. Never leaves
+    the engine; ``to_error`` makes the public ``ParsedError``."""
+
+    message: str
+    type: str | None
+    code: str | None
+    param: str | None
+
+
+def _redact_field(value: str | None) -> str | None:
+    return redact(value) if value else value
+
+
+def to_error(raw: RawError) -> ParsedError:
+    """The public ``ParsedError`` of a raw error, secrets redacted from every
+    field: a server may echo a key in its code, type or param as well."""
+    return ParsedError(
+        message=redact(raw.message),
+        type=_redact_field(raw.type),
+        code=_redact_field(raw.code),
+        param=_redact_field(raw.param),
+    )
+
+
+def _from_object(err: dict[str, Any]) -> RawError:
+    code = err.get("code")
+    etype = _scalar(err.get("type"))
+    status = err.get("status")
+    if isinstance(status, str) and status:
+        # Google: {"code": 429, "message": ..., "status": "RESOURCE_EXHAUSTED",
+        # "details": [{"reason": "RATE_LIMIT_EXCEEDED"}]}: the symbolic status is
+        # the type, the machine-readable reason (if any) the code.
+        etype = etype or status
+        code = _google_reason(err) or code
+    param = err.get("param")
+    message = err.get("message")
+    return RawError(
+        _clip(message) if type(message) is str else _message(message),
+        etype,
+        code if type(code) is str and code else _scalar(code),
+        param if isinstance(param, str) and param else None,
+    )
+
+
+def _from_json(data: object, success: bool) -> RawError | None:
+    if isinstance(data, list) and data and isinstance(data[0], dict) and not success:
+        data = data[0]  # Google's streaming endpoints wrap the error in a list
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error")
+    if isinstance(err, dict):
+        return _from_object(err)
+    if isinstance(err, str) and err:
+        return RawError(_clip(err), _scalar(data.get("type")), _scalar(data.get("code")), None)
+    if err not in (None, False, "", {}):
+        return RawError(_message(err), None, None, None)
+    if data.get("object") == "error" or (
+        not success and ("message" in data or "code" in data or "type" in data)
+    ):
+        # Unwrapped {"message", "type", "code"} (vLLM, some gateways)
+        return _from_object(data)
+    if not success and "detail" in data:  # FastAPI-style
+        return RawError(_message(data["detail"]), None, None, None)
+    return None
+
+
+def _from_events(body: bytes, success: bool) -> RawError | None:
+    """The first error object in the ``data:`` lines of an event stream."""
+    for line in body.splitlines():
+        if not line.startswith(b"data:") or line.find(b'"error"') < 0:
+            continue
+        payload = line[5:].strip()
+        if payload[:1] not in (b"{", b"["):
+            continue
+        try:
+            data = _decode(payload.decode("utf-8", "replace"))
+        except Exception:  # broken, truncated, too deep
+            continue
+        parsed = _from_json(data, success)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+# Linear: each alternative is told apart by its first character.
+_SALVAGE_CODE = re.compile(r'"code"\s*:\s*(?:"([^"\\]{1,200})"|(-?[0-9]{1,12}))')
+_SALVAGE_TYPE = re.compile(r'"(?:type|status)"\s*:\s*"([^"\\]{1,200})"')
+_SALVAGE_MESSAGE = re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.){0,2000})')
+
+
+def _salvage(body: bytes) -> RawError | None:
+    """The code, type and message of an error object in JSON that does not
+    parse (cut off by the read limit or a dropped connection), so that a
+    truncated quota error is still a quota error."""
+    text = body.decode("utf-8", "replace")
+    start = text.find('"error"')
+    if start < 0:
+        return None
+    text = text[start:]
+    code = _SALVAGE_CODE.search(text)
+    etype = _SALVAGE_TYPE.search(text)
+    if code is None and etype is None:
+        return None
+    message = _SALVAGE_MESSAGE.search(text)
+    words = ""
+    if message is not None:
+        try:
+            words = json.loads(f'"{message.group(1)}"')
+        except ValueError:  # cut inside an escape
+            words = message.group(1)
+    return RawError(
+        _clip(words),
+        etype.group(1) if etype else None,
+        (code.group(1) or code.group(2)) if code else None,
+        None,
+    )
+
+
+def parse_error(body: bytes, status: int) -> ParsedError | None:
+    """The error ``body`` carries (secrets redacted), or None; see ``parse_raw``."""
+    raw = parse_raw(body, status)
+    return None if raw is None else to_error(raw)
+
+
+_decode = json.JSONDecoder().decode
+
+
+def parse_raw(body: bytes, status: int) -> RawError | None:
+    """The error ``body`` carries, or None.
+
+    A 2xx body is an error only if it holds an error object. Any other body
+    is an error: a recognised JSON shape gives message / type / code / param;
+    anything else (HTML, text, broken JSON) gives its text as the message.
+    In a server-sent event stream, the first ``data:`` line holding an error
+    object is the error. An empty body gives None.
+    """
+    success = 200 <= status < 300
+    if len(body) > MAX_PARSE_BYTES:
+        body = body[:MAX_PARSE_BYTES]
+    if success and body.find(b'"error"') < 0:
+        return None
+    stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped[:5] in (b"data:", b"event") or stripped[:1] == b":":
+        # A server-sent event stream: the error comes as an event after the
+        # status line said 200 (Anthropic, OpenAI, OpenRouter).
+        found = _from_events(stripped, success)
+        if found is not None or success:
+            return found
+    if stripped[:1] in (b"{", b"["):
+        try:
+            # A stray invalid byte (in a message) must not hide the error code.
+            data = _decode(stripped.decode("utf-8", "replace"))
+        except Exception:  # broken, truncated, too deep
+            data = None
+        if data is not None:
+            parsed = _from_json(data, success)
+            if parsed is not None or success:
+                return parsed
+        elif not success:
+            salvaged = _salvage(stripped)
+            if salvaged is not None:
+                return salvaged
+    if success:
+        return None
+    message = _text_message(body) if stripped else ""
+    return RawError(message, None, None, None) if message else None
