@@ -10,9 +10,11 @@ errors, as data.
 
 from ._delay import parse_retry_after
 from ._driver import Attempt, Decision, Driver, GaveUp, Outcome, Override, overriding
+from ._dumping import dump_policy
 from ._engine import Engine
 from ._errors import PolicyError, Problem
-from ._loading import ENV_VAR, default_policy_path, dump_policy, load_policy
+from ._layers import ENV_VAR, default_policy_path
+from ._loading import load_policy
 from ._model import (
     PLACEHOLDERS,
     Action,

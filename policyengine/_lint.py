@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from ._loading import template_fields
+from ._converter import template_fields
 from ._locate import Locator
 from ._matching import specificity
 from ._model import ActionKind, LongHint, Match, Policy, Rule, StatusRange

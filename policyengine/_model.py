@@ -1,7 +1,7 @@
 """The values: a policy and its rules, a response, a parsed error, an action.
 
 Everything here is a frozen, slotted attrs class. Validation of a policy
-*file* happens in ``_loading`` (so every problem can be reported with its key
+*file* happens in ``_loading`` and ``_converter`` (so every problem can be reported with its key
 path); the classes here only describe shapes and defaults.
 """
 
@@ -36,7 +36,7 @@ __all__ = [
     "Jitter",
     "LongHint",
     "Match",
-    "Outcome",
+    "Handling",
     "ParsedError",
     "Policy",
     "PolicyTest",
@@ -242,8 +242,9 @@ class Match:
 
 
 @attrs.frozen
-class Outcome:
-    """What a rule decides: the keys a rule may set or inherit from ``[defaults]``.
+class Handling:
+    """How a matched response is handled: the keys a rule may set or inherit
+    from ``[defaults]``.
 
     See the policy reference (docs/policy.md) for what each key means.
     """
@@ -263,12 +264,12 @@ class Outcome:
 
 
 @attrs.frozen
-class Defaults(Outcome):
+class Defaults(Handling):
     """``[defaults]``: the outcome a rule has for every key it does not set itself."""
 
 
 @attrs.frozen(kw_only=True)
-class Rule(Outcome):
+class Rule(Handling):
     """A match and the outcome it leads to. Omitted outcome keys come from
     ``[defaults]`` when the policy loads, so a loaded rule is complete."""
 

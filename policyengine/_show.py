@@ -10,7 +10,8 @@ from typing import Any
 
 import tomli_w
 
-from ._loading import format_path, policy_to_dict
+from ._dumping import policy_to_dict
+from ._keypath import format_path
 from ._locate import display_file
 from ._model import Policy
 

@@ -27,7 +27,11 @@ RANK = {
     "_errorbody": 2,
     "_clients": 3,
     # loading a policy
-    "_loading": 4,
+    "_keypath": 0,
+    "_converter": 2,
+    "_layers": 2,
+    "_loading": 3,
+    "_dumping": 2,
     # compiling and deciding
     "_matching": 5,
     "_delay": 5,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import policyengine as pe
+from policyengine._converter import parse_status
 from policyengine._lint import Finding, covers, lint, overlaps
-from policyengine._loading import parse_status
 from policyengine._model import Match
 
 

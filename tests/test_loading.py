@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import policyengine as pe
-from policyengine._loading import policy_to_dict
+from policyengine._dumping import policy_to_dict
 
 MINIMAL = """
 inherit = false
