@@ -25,7 +25,7 @@ async def main() -> None:
     engine = pe.Engine(pe.load_policy(POLICY))
 
     with FakeGateway() as gateway:
-        middleware = PolicyMiddleware(engine)
+        middleware = PolicyMiddleware(engine=engine)
         timeout = aiohttp.ClientTimeout(sock_read=2)  # per attempt; total= spans retries
         async with aiohttp.ClientSession(middlewares=(middleware,), timeout=timeout) as session:
             chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]}

@@ -25,7 +25,7 @@ def main() -> None:
 
     with FakeGateway() as gateway:
         session = requests.Session()
-        session.mount("http://", PolicyAdapter(engine))  # the five lines: this one does it
+        session.mount("http://", PolicyAdapter(engine=engine))  # the five lines: this one does it
         chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]}
 
         # 429 asking for 200 ms, then a 503: wait as asked, then fall back.

@@ -9,10 +9,10 @@ errors, as data.
 """
 
 from ._delay import parse_retry_after
-from ._driver import Attempt, Decision, Driver, GaveUp, Outcome, Override, overriding
+from ._driver import Driver
 from ._dumping import dump_policy
 from ._engine import Engine
-from ._errors import PolicyError, Problem
+from ._errors import GaveUp, PolicyError, Problem
 from ._layers import ENV_VAR, default_policy_path
 from ._loading import load_policy
 from ._model import (
@@ -35,7 +35,9 @@ from ._model import (
     Rule,
     StaticDetails,
 )
+from ._overrides import Override, overriding
 from ._redact import redact
+from ._results import Attempt, Decision, Outcome
 from ._transport import transport_kind
 
 __all__ = [
@@ -76,4 +78,15 @@ __all__ = [
     "transport_kind",
 ]
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    # __version__ comes from the installed package's metadata, read on first
+    # use: importlib.metadata costs more to import than the rest of us.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("policyengine")
+        except PackageNotFoundError:  # pragma: no cover - a source tree not installed
+            return "0+unknown"
+    raise AttributeError(f"module 'policyengine' has no attribute {name!r}")

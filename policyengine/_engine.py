@@ -103,7 +103,16 @@ class Engine:
             reproducible delays. Default: a fresh ``random.Random()``.
     """
 
-    __slots__ = ("_fast", "_hints", "_index", "_should_retry", "clock", "policy", "rng")
+    __slots__ = (
+        "__weakref__",
+        "_fast",
+        "_hints",
+        "_index",
+        "_should_retry",
+        "clock",
+        "policy",
+        "rng",
+    )
 
     policy: Policy
     clock: Callable[[], float]

@@ -1,22 +1,38 @@
-"""Exceptions raised by policyengine.
+"""Exceptions raised by policyengine, and the words they say.
 
 The tree::
 
     Exception
-    └── PolicyError          a policy file (or layer) is unusable; nothing was applied
-                             .problems: every Problem found, in file order
+    ├── ValueError
+    │   └── PolicyError      a policy file (or layer) is unusable; nothing was applied
+    │                        .problems: every Problem found, in file order
+    └── GaveUp               the policy gave up on a call (Driver.call / acall, Outcome.unwrap)
+                             .action: the final Action (why, remediation)
+                             .last: the last response, or the last exception (also __cause__)
+                             .history: one Decision per attempt
 
 ``Engine.evaluate()`` never raises: a response or a network failure it cannot
-make sense of becomes an ``Action`` whose explanation says so.
+make sense of becomes an ``Action`` whose explanation says so. The client
+adapters raise what the client itself raises (``httpx.ReadTimeout``...), with
+a note saying why the policy gave up (``add_note``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-__all__ = ["PolicyError", "Problem"]
+from ._model import Action, StaticDetails
+from ._redact import redact
+from ._text import plural
+
+if TYPE_CHECKING:
+    from ._results import Decision
+
+__all__ = ["GaveUp", "PolicyError", "Problem", "add_note", "give_up_message", "give_up_note"]
 
 
 @attrs.frozen
@@ -55,3 +71,76 @@ class PolicyError(ValueError):
 
     def __reduce__(self) -> tuple[type[PolicyError], tuple[tuple[Problem, ...]]]:
         return (type(self), (self.problems,))
+
+
+class GaveUp(Exception):
+    """The policy gave up on a call.
+
+    ``str(error)`` says what happened and what to do, with secrets masked.
+
+    Attributes:
+        action: The final action; ``action.remediation`` says what to do,
+            ``action.explanation`` why.
+        last: The last response, or the last exception (also ``__cause__``).
+        history: One ``Decision`` per attempt.
+    """
+
+    action: Action
+    last: object
+    history: tuple[Decision, ...]
+
+    def __init__(self, action: Action, last: object, history: tuple[Decision, ...]) -> None:
+        self.action = action
+        self.last = last
+        self.history = history
+        super().__init__(give_up_message(action, len(history)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled with its action's texts only: the last response, the history
+        # and the engine's lazy details may hold what cannot be pickled.
+        action = self.action
+        static = StaticDetails(action.error, action.remediation, action.reasons)
+        return (type(self), (attrs.evolve(action, details=static), None, ()))
+
+    @property
+    def response(self) -> object:
+        """The last response, or None if the last attempt raised."""
+        return None if isinstance(self.last, BaseException) else self.last
+
+
+def what_came_back(action: Action) -> str:
+    """``status 429, code rate_limit_exceeded``, ``read_timeout`` or ``no response``."""
+    if action.status is not None:
+        what = f"status {action.status}"
+        if action.error is not None and action.error.code:
+            what += f", code {action.error.code}"
+        return what
+    if action.transport is not None:
+        return action.transport
+    return "no response"
+
+
+def give_up_message(action: Action, attempts: int) -> str:
+    """What a give-up says, everywhere it is said (``GaveUp``, the log, notes)."""
+    text = (
+        f"gave up after {plural(attempts, 'attempt')}: "
+        f"{action.classification} ({what_came_back(action)}, rule {action.rule_id or '(none)'!r})"
+    )
+    if action.remediation:
+        text += f". {action.remediation}"
+    return redact(text)
+
+
+def give_up_note(action: Action, attempts: int) -> str:
+    """The note adapters attach to the client's exception they re-raise on a give-up."""
+    return f"policyengine: {give_up_message(action, attempts)}"
+
+
+def add_note(exc: BaseException, text: str) -> None:
+    """Attach ``text`` to ``exc`` as a note (shown in tracebacks on 3.11+)."""
+    with contextlib.suppress(Exception):
+        notes = getattr(exc, "__notes__", None)
+        if not isinstance(notes, list):
+            notes = []
+            setattr(exc, "__notes__", notes)  # noqa: B010 - 3.10 has no add_note
+        notes.append(text)

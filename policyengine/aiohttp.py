@@ -32,16 +32,11 @@ import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType
 from aiohttp.payload import AsyncIterablePayload, BytesPayload
 
-from ._driver import (
-    Attempt,
-    Driver,
-    Outcome,
-    body_model,
-    swap_model,
-    wants_body,
-)
+from ._adapting import body_model, driver_for, swap_model, wants_body
+from ._driver import Driver
 from ._engine import Engine
 from ._model import Response
+from ._results import Attempt, Outcome
 
 __all__ = ["PolicyMiddleware"]
 
@@ -60,10 +55,8 @@ class PolicyMiddleware:
         TypeError: Both ``engine`` and ``driver`` were given.
     """
 
-    def __init__(self, engine: Engine | None = None, *, driver: Driver | None = None) -> None:
-        if driver is not None and engine is not None:
-            raise TypeError("pass engine= or driver=, not both (a driver has its own engine)")
-        self.driver = driver if driver is not None else Driver(engine or Engine())
+    def __init__(self, *, engine: Engine | None = None, driver: Driver | None = None) -> None:
+        self.driver = driver_for(engine, driver)
 
     async def __call__(
         self, request: aiohttp.ClientRequest, handler: ClientHandlerType

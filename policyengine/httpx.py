@@ -29,30 +29,17 @@ from __future__ import annotations
 
 import httpx
 
-from ._driver import (
-    Attempt,
-    Driver,
-    Outcome,
-    Override,
-    body_model,
-    swap_model,
-    wants_body,
-)
+from ._adapting import body_model, driver_for, swap_model, wants_body
+from ._driver import Driver
 from ._engine import Engine
 from ._model import Response
+from ._overrides import Override
+from ._results import Attempt, Outcome
 
 __all__ = ["EXTENSION", "AsyncPolicyTransport", "PolicyTransport"]
 
 #: The ``request.extensions`` key of a per-request ``Override`` (or a dict of its fields).
 EXTENSION = "policyengine"
-
-
-def _driver(engine: Engine | None, driver: Driver | None) -> Driver:
-    if driver is not None and engine is not None:
-        raise TypeError("pass engine= or driver=, not both (a driver has its own engine)")
-    if driver is not None:
-        return driver
-    return Driver(engine) if engine is not None else Driver()
 
 
 def _override(request: httpx.Request) -> Override | None:
@@ -140,7 +127,7 @@ class PolicyTransport(httpx.BaseTransport):
         driver: Driver | None = None,
     ) -> None:
         self._inner = transport if transport is not None else httpx.HTTPTransport()
-        self.driver = _driver(engine, driver)
+        self.driver = driver_for(engine, driver)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, retrying and falling back per the policy.
@@ -205,7 +192,7 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
         driver: Driver | None = None,
     ) -> None:
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self.driver = _driver(engine, driver)
+        self.driver = driver_for(engine, driver)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, retrying and falling back per the policy.

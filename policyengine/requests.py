@@ -34,18 +34,14 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
 
-from ._driver import (
-    Attempt,
-    Driver,
-    Outcome,
-    body_model,
-    swap_model,
-    wants_body,
-)
+from ._adapting import body_model, driver_for, swap_model, wants_body
+from ._driver import Driver
 from ._engine import Engine
 from ._model import Response
+from ._results import Attempt, Outcome
 
 __all__ = ["PolicyAdapter"]
 
@@ -66,8 +62,8 @@ class PolicyAdapter(HTTPAdapter):
 
     def __init__(
         self,
-        engine: Engine | None = None,
         *,
+        engine: Engine | None = None,
         driver: Driver | None = None,
         **kwargs: Any,
     ) -> None:
@@ -76,10 +72,8 @@ class PolicyAdapter(HTTPAdapter):
                 "PolicyAdapter does the retrying as the policy says: drop max_retries "
                 "(to limit attempts for some calls, use policyengine.overriding(max_attempts=...))"
             )
-        if driver is not None and engine is not None:
-            raise TypeError("pass engine= or driver=, not both (a driver has its own engine)")
+        self.driver = driver_for(engine, driver)
         super().__init__(**kwargs)
-        self.driver = driver if driver is not None else Driver(engine or Engine())
 
     def send(
         self,
@@ -143,7 +137,11 @@ def _replayable(request: requests.PreparedRequest) -> tuple[requests.PreparedReq
     body = request.body
     if body is None or isinstance(body, (bytes, str)):
         return request, False
-    if isinstance(getattr(request, "_body_position", None), int):
+    try:  # a file requests knows the start of (as for a redirect): rewound each time
+        rewind_body(request)
+    except UnrewindableBodyError:
+        pass
+    else:
         return request, True
     chunks = body if not isinstance(body, (bytearray, memoryview)) else [bytes(body)]
     data = b"".join(c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in chunks)

@@ -36,7 +36,7 @@ from typing import Any
 
 import attrs
 
-from ._driver import TestingMode, is_testing, set_testing, testing_mode
+from ._testing import TestingMode, is_testing, set_testing, testing_mode
 
 __all__ = [
     "FakeGateway",

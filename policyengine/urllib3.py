@@ -52,10 +52,14 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import RequestHistory, Retry
 
-from . import _driver
-from ._driver import Attempt, Decision, Driver, Override, add_note, explain_note
+from ._adapting import driver_for
+from ._driver import CallClock, Driver
 from ._engine import Engine
+from ._errors import add_note, give_up_note
 from ._model import Action, ActionKind, Response
+from ._overrides import Override
+from ._results import Attempt, Decision
+from ._testing import current_testing
 
 __all__ = ["PolicyGaveUp", "PolicyRetry"]
 
@@ -75,15 +79,15 @@ class PolicyGaveUp(ResponseError):
     def __init__(self, action: Action, history: tuple[Decision, ...]) -> None:
         self.action = action
         self.history = history
-        super().__init__(_driver.explain_note(action, len(history)))
+        super().__init__(give_up_note(action, len(history)))
 
 
 @attrs.frozen
 class _State:
     """What one request's chain of ``PolicyRetry`` objects carries along."""
 
-    started: float | None = None
-    waited: float = 0.0
+    clock: CallClock | None = None
+    """Started at the first decision of the request (urllib3 tells no earlier)."""
     decisions: tuple[Decision, ...] = ()
     pending: Action | None = None
 
@@ -109,8 +113,8 @@ class PolicyRetry(Retry):
 
     def __init__(
         self,
-        engine: Engine | None = None,
         *,
+        engine: Engine | None = None,
         driver: Driver | None = None,
         override: Override | None = None,
         redirect: bool | int | None = DEFAULT_REDIRECTS,
@@ -118,12 +122,10 @@ class PolicyRetry(Retry):
         _state: _State | None = None,
         **kwargs: Any,
     ) -> None:
-        if driver is not None and engine is not None:
-            raise TypeError("pass engine= or driver=, not both (a driver has its own engine)")
+        self.driver = driver_for(engine, driver)
         kwargs.setdefault("total", None)
         kwargs.setdefault("allowed_methods", None)
         super().__init__(redirect=redirect, raise_on_status=raise_on_status, **kwargs)
-        self.driver = driver if driver is not None else Driver(engine or Engine())
         self.override = override
         self._state = _state if _state is not None else _State()
 
@@ -162,12 +164,7 @@ class PolicyRetry(Retry):
 
     def _attempt(self) -> Attempt:
         state = self._state
-        if _driver.current_testing() is not None:
-            elapsed = state.waited
-        elif state.started is None:
-            elapsed = 0.0
-        else:
-            elapsed = max(0.0, self.driver.clock() - state.started)
+        elapsed = state.clock.elapsed() if state.clock is not None else 0.0
         return Attempt(len(state.decisions) + 1, None, elapsed)
 
     def increment(
@@ -196,7 +193,7 @@ class PolicyRetry(Retry):
             assert isinstance(new, PolicyRetry)
             return new
         state = self._state
-        started = state.started if state.started is not None else self.driver.clock()
+        clock = state.clock or CallClock.start(self.driver.clock, current_testing())
         attempt = self._attempt()
         verb = method.upper() if method else None
         outcome: object = error
@@ -220,10 +217,10 @@ class PolicyRetry(Retry):
         if action.should_retry:
             return self.new(
                 history=history,
-                _state=_State(started, state.waited + action.delay, decisions, action),
+                _state=_State(clock, decisions, action),
             )
         if error is not None:
-            add_note(error, explain_note(action, len(decisions)))
+            add_note(error, give_up_note(action, len(decisions)))
             # As urllib3 does when it will not retry: a read error as it is
             # (a body that broke off is one), anything else inside MaxRetryError.
             if response is not None or self._is_read_error(error):
@@ -241,7 +238,8 @@ class PolicyRetry(Retry):
         pending = self._state.pending
         if pending is None:
             return
-        seconds = self.driver.wait(pending)
+        clock = self._state.clock
+        seconds = clock.wait(pending.delay) if clock is not None else 0.0
         if seconds > 0:
             time.sleep(seconds)
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import policyengine as pe
-from policyengine._driver import delay_source, is_testing, set_testing, testing_mode
+from policyengine._testing import is_testing, set_testing, testing_mode
 
 from .conftest import error_body
 
@@ -310,9 +310,9 @@ def test_hooks_see_every_decision_and_a_failing_hook_is_only_logged(
 
 
 def test_delay_source(engine: pe.Engine) -> None:
-    assert delay_source(engine.evaluate(reply(429, **{"Retry-After": "1"}))) == "server"
-    assert delay_source(engine.evaluate(reply(500))) == "backoff"
-    assert delay_source(engine.evaluate(reply(200))) == "none"
+    assert engine.evaluate(reply(429, **{"Retry-After": "1"})).delay_source == "server"
+    assert engine.evaluate(reply(500)).delay_source == "backoff"
+    assert engine.evaluate(reply(200)).delay_source == "none"
 
 
 def test_gave_up_pickles(driver: pe.Driver, testing: Any) -> None:
@@ -363,8 +363,8 @@ def test_property_waits_are_the_actions_and_attempts_are_bounded(
     # and never less than the server's hint when the hint was honoured.
     assert mode.waits == [d.action.delay for d in history[:-1]]
     for decision in history[:-1]:
-        hint = getattr(decision.outcome, "header", lambda _: None)("retry-after")
-        if hint is not None and delay_source(decision.action) == "server":
+        hint = getattr(decision.result, "header", lambda _: None)("retry-after")
+        if hint is not None and decision.action.delay_source == "server":
             assert decision.wait >= float(hint)
         assert decision.wait >= 0 and decision.wait == decision.action.delay
     # Elapsed (testing mode's clock) is the sum of the waits before.
@@ -384,7 +384,7 @@ def test_property_garbage_never_breaks_the_loop(
 
 
 def test_body_model_and_swap_model() -> None:
-    from policyengine._driver import body_model, swap_model
+    from policyengine._adapting import body_model, swap_model
 
     body = json.dumps({"model": "a", "messages": [{"content": "é"}]}).encode()
     assert body_model(body) == "a"

@@ -531,3 +531,34 @@ def test_method_argument_keeps_the_headers() -> None:
 def test_indexing_headers_twice_changes_nothing(pairs: list[tuple[str, str]]) -> None:
     once = pe.Response(200, pairs)
     assert attrs.evolve(once, status=201).headers == once.headers
+
+
+def test_an_engine_is_immutable_once_built() -> None:
+    import attrs
+
+    engine = pe.Engine()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        engine.policy = pe.load_policy()  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        del engine.rng
+    assert "rules from" in repr(engine)
+
+
+def test_reading_the_reasons_replays_the_same_decision() -> None:
+    # The jittered backoff is drawn once; the explanation shows that very delay.
+    engine = pe.Engine(rng=random.Random(7))
+    action = engine.evaluate(pe.Response(500, {}, b""), attempt=2)
+    delay = action.delay
+    assert any(f"delay {round(delay, 3):g}s from backoff" in r for r in action.reasons)
+    assert action.delay == delay
+
+
+def test_the_replayed_reasons_use_the_hint_read_at_decision_time() -> None:
+    # An HTTP-date hint depends on the clock: the explanation, read later,
+    # must still show the wait the decision used.
+    ticks = iter(range(1_700_000_000, 1_700_001_000, 5))
+    engine = pe.Engine(clock=lambda: float(next(ticks)))
+    date = "Tue, 14 Nov 2023 22:13:50 GMT"  # 1_700_000_030
+    action = engine.evaluate(pe.Response(429, {"Retry-After": date}, b""))
+    assert action.delay == 30.0
+    assert any("= 30s" in r for r in action.reasons), action.reasons

@@ -32,3 +32,13 @@ def test_contract_names() -> None:
         "PolicyError",
     ):
         assert name in pe.__all__
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    assert pe.__version__ == version("policyengine")
+    import pytest
+
+    with pytest.raises(AttributeError):
+        _ = pe.no_such_name  # type: ignore[attr-defined]

@@ -20,49 +20,66 @@ RANK = {
     "_headers": 0,
     "_transport": 0,
     "_facts": 0,
-    # values
-    "_errors": 1,
+    "_keypath": 0,
+    # values, and the exceptions that carry them
     "_model": 1,
+    "_errors": 2,
     # reading responses
     "_errorbody": 2,
     "_clients": 3,
     # loading a policy
-    "_keypath": 0,
     "_converter": 2,
-    "_layers": 2,
-    "_loading": 3,
     "_dumping": 2,
+    "_layers": 3,
+    "_loading": 4,
     # compiling and deciding
     "_matching": 5,
     "_delay": 5,
     "_explain": 6,
     "_engine": 7,
     # running calls
-    "_driver": 8,
+    "_results": 3,
+    "_overrides": 4,
+    "_testing": 8,
+    "_driver": 9,
+    "_adapting": 10,
     "_locate": 8,
     "_records": 8,
     "_table": 8,
     "_schema": 8,
-    "testing": 9,
+    "testing": 10,
     "_lint": 9,
     "_selftest": 9,
     "_show": 9,
     "_simulate": 9,
     # adapters and the command line
-    "httpx": 10,
-    "requests": 10,
-    "urllib3": 10,
-    "aiohttp": 10,
-    "_cli": 10,
-    "openai": 11,
-    "__main__": 11,
-    "__init__": 12,
+    "httpx": 11,
+    "requests": 11,
+    "urllib3": 11,
+    "aiohttp": 11,
+    "_cli": 11,
+    "openai": 12,
+    "__main__": 12,
+    "__init__": 13,
 }
+
+
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """The ids of import nodes under ``if TYPE_CHECKING:`` (no import at run time)."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            skip.update(id(inner) for inner in ast.walk(node))
+    return skip
 
 
 def local_imports(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             if node.module:
                 found.add(node.module.split(".")[0])

@@ -212,3 +212,34 @@ def test_set_testing_is_for_the_whole_process() -> None:
         pt.set_testing(False)
     assert seen == [True]
     assert not pt.is_testing()
+
+
+def test_set_testing_as_a_context_manager_puts_back_what_it_replaced() -> None:
+    assert not pt.is_testing()
+    with pt.set_testing(True, seed=3) as outer:
+        assert outer is not None and outer.seed == 3 and pt.is_testing()
+        with pt.set_testing(True, seed=4) as inner:
+            assert inner is not None
+            assert pe._testing.current_testing() is inner
+        assert pe._testing.current_testing() is outer
+    assert not pt.is_testing()
+
+
+def test_only_the_mode_set_testing_returns_is_a_context_manager() -> None:
+    with pt.testing_mode() as mode, pytest.raises(TypeError, match="set_testing"):
+        mode.__enter__()
+
+
+def test_testing_mode_keeps_no_engine_alive() -> None:
+    import gc
+    import weakref
+
+    with pt.testing_mode(seed=1) as mode:
+        engine = pe.Engine()
+        seeded = mode.engine_for(engine)
+        assert mode.engine_for(engine) is seeded  # one seeded twin per engine
+        gone = weakref.ref(engine)
+        del engine, seeded
+        gc.collect()
+        assert gone() is None
+        assert len(mode._engines) == 0

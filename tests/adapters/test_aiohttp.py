@@ -54,7 +54,7 @@ async def test_final_timeout_is_aiohttp_own_exception_with_a_note(
     gateway.script(*[slow(3.0)] * 3)
     timeout = aiohttp.ClientTimeout(sock_read=0.2)
     async with aiohttp.ClientSession(
-        middlewares=(PolicyMiddleware(default_engine),), timeout=timeout
+        middlewares=(PolicyMiddleware(engine=default_engine),), timeout=timeout
     ) as s:
         with pe.overriding(max_attempts=2), pytest.raises(aiohttp.SocketTimeoutError) as caught:
             await s.post(gateway.chat_url, json={"model": "m"})
@@ -67,7 +67,7 @@ async def test_concurrent_calls_keep_their_own_state(
 ) -> None:
     gateway.script(rate_limited(retry_after=1), model="a")
     gateway.script(rate_limited(retry_after=2), rate_limited(retry_after=2), model="b")
-    async with aiohttp.ClientSession(middlewares=(PolicyMiddleware(default_engine),)) as s:
+    async with aiohttp.ClientSession(middlewares=(PolicyMiddleware(engine=default_engine),)) as s:
 
         async def call(model: str) -> int:
             async with s.post(gateway.chat_url, json={"model": model}) as r:
@@ -83,7 +83,7 @@ async def test_real_wait_is_at_least_what_the_server_asked(
 ) -> None:
     gateway.script(rate_limited(retry_after=None, retry_after_ms=150))
     async with (
-        aiohttp.ClientSession(middlewares=(PolicyMiddleware(default_engine),)) as s,
+        aiohttp.ClientSession(middlewares=(PolicyMiddleware(engine=default_engine),)) as s,
         s.post(gateway.chat_url, json={"model": "m"}) as r,
     ):
         assert r.status == 200
@@ -100,7 +100,7 @@ async def test_an_async_iterable_body_is_sent_whole_on_every_attempt(
 
     gateway.script(unavailable(), unavailable())
     async with (
-        aiohttp.ClientSession(middlewares=(PolicyMiddleware(default_engine),)) as s,
+        aiohttp.ClientSession(middlewares=(PolicyMiddleware(engine=default_engine),)) as s,
         s.post(gateway.chat_url, data=body()) as r,
     ):
         assert r.status == 200

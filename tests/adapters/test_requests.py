@@ -48,7 +48,7 @@ def test_final_timeout_is_requests_own_exception_with_a_note(
 ) -> None:
     gateway.script(*[slow(3.0)] * 3)
     with requests.Session() as session:
-        session.mount("http://", PolicyAdapter(default_engine))
+        session.mount("http://", PolicyAdapter(engine=default_engine))
         with pe.overriding(max_attempts=2), pytest.raises(requests.ReadTimeout) as caught:
             session.post(gateway.chat_url, json={"model": "m"}, timeout=0.2)
     assert gateway.count() == 2
@@ -66,7 +66,7 @@ def test_session_features_keep_working(
     gateway.script(rate_limited(retry_after=1))
     with requests.Session() as session:
         session.headers["X-Team"] = "search"
-        session.mount("http://", PolicyAdapter(default_engine, pool_maxsize=2))
+        session.mount("http://", PolicyAdapter(engine=default_engine, pool_maxsize=2))
         r = session.post(gateway.chat_url, json={"model": "m"})
     assert r.status_code == 200
     assert r.json()["model"] == "m"
@@ -79,7 +79,7 @@ def test_real_wait_is_at_least_what_the_server_asked(
 ) -> None:
     gateway.script(rate_limited(retry_after=None, retry_after_ms=150))
     with requests.Session() as session:
-        session.mount("http://", PolicyAdapter(default_engine))
+        session.mount("http://", PolicyAdapter(engine=default_engine))
         r = session.post(gateway.chat_url, json={"model": "m"})
     assert r.status_code == 200
     first, second = gateway.received
@@ -91,7 +91,7 @@ def test_a_streamed_body_is_sent_whole_on_every_attempt(
 ) -> None:
     gateway.script(unavailable(), unavailable())
     with requests.Session() as session:
-        session.mount("http://", PolicyAdapter(default_engine))
+        session.mount("http://", PolicyAdapter(engine=default_engine))
         r = session.post(gateway.chat_url, data=iter([b'{"model": ', b'"m"}']), timeout=5)
     assert r.status_code == 200
     assert [q.body for q in gateway.received] == [b'{"model": "m"}'] * 3
@@ -102,7 +102,7 @@ def test_a_file_body_is_rewound_for_every_attempt(
 ) -> None:
     gateway.script(unavailable())
     with requests.Session() as session:
-        session.mount("http://", PolicyAdapter(default_engine))
+        session.mount("http://", PolicyAdapter(engine=default_engine))
         r = session.post(gateway.chat_url, data=io.BytesIO(b'{"model": "m"}'), timeout=5)
     assert r.status_code == 200
     assert [q.body for q in gateway.received] == [b'{"model": "m"}'] * 2

@@ -95,7 +95,7 @@ def test_raise_on_status_gives_max_retry_error_with_the_action(
     gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
 ) -> None:
     gateway.script(invalid_api_key())
-    retry = PolicyRetry(default_engine, raise_on_status=True)
+    retry = PolicyRetry(engine=default_engine, raise_on_status=True)
     with (
         urllib3.PoolManager(retries=retry) as http,
         pytest.raises(urllib3.exceptions.MaxRetryError) as caught,
@@ -111,7 +111,7 @@ def test_final_response_keeps_its_history(
     gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
 ) -> None:
     gateway.script(rate_limited(retry_after=2), unavailable())
-    with urllib3.PoolManager(retries=PolicyRetry(default_engine)) as http:
+    with urllib3.PoolManager(retries=PolicyRetry(engine=default_engine)) as http:
         r = http.request("POST", gateway.chat_url, json={"model": "m"})
     assert r.status == 200
     assert isinstance(r.retries, PolicyRetry)
@@ -128,7 +128,7 @@ def test_connect_failure_is_max_retry_error(
     with FakeGateway() as gone:
         url = gone.chat_url
     with (
-        urllib3.PoolManager(retries=PolicyRetry(default_engine)) as http,
+        urllib3.PoolManager(retries=PolicyRetry(engine=default_engine)) as http,
         pytest.raises(urllib3.exceptions.MaxRetryError) as caught,
     ):
         http.request("GET", url, timeout=TIMEOUT)
@@ -141,7 +141,7 @@ def test_real_wait_is_at_least_what_the_server_asked(
     gateway: FakeGateway, default_engine: pe.Engine
 ) -> None:
     gateway.script(rate_limited(retry_after=None, retry_after_ms=150))
-    with urllib3.PoolManager(retries=PolicyRetry(default_engine)) as http:
+    with urllib3.PoolManager(retries=PolicyRetry(engine=default_engine)) as http:
         r = http.request("POST", gateway.chat_url, json={"model": "m"})
     assert r.status == 200
     first, second = gateway.received
@@ -152,7 +152,7 @@ def test_read_timeout_is_raised_as_it_is(
     gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
 ) -> None:
     gateway.script(*[slow(3.0)] * 2)
-    retry = PolicyRetry(default_engine, override=pe.Override(max_attempts=2))
+    retry = PolicyRetry(engine=default_engine, override=pe.Override(max_attempts=2))
     with (
         urllib3.PoolManager(retries=retry) as http,
         pytest.raises(urllib3.exceptions.ReadTimeoutError) as caught,
@@ -171,7 +171,7 @@ def test_fallback_give_up_is_logged_as_a_give_up(
     gateway.script(model_not_found())
     with (
         caplog.at_level(logging.INFO, logger="policyengine"),
-        urllib3.PoolManager(retries=PolicyRetry(deployment_engine)) as http,
+        urllib3.PoolManager(retries=PolicyRetry(engine=deployment_engine)) as http,
     ):
         r = http.request("POST", gateway.chat_url, json={"model": "m"})
     assert r.status == 404
