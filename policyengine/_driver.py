@@ -11,6 +11,10 @@ Logging goes to the ``policyengine`` logger: DEBUG for a success, INFO for a
 retry or a fallback, WARNING for a give-up. Every record carries the fields of
 ``LOG_FIELDS`` as attributes (``record.rule_id``...). Request headers and
 bodies are never logged, and what is logged has API keys masked.
+
+One job, the attempt loop, in a module above the usual size because it is
+written twice on purpose: the sync and async twins (``run`` / ``arun``,
+``call`` / ``acall``) stay side by side so that they cannot drift apart.
 """
 
 from __future__ import annotations

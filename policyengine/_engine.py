@@ -21,7 +21,7 @@ import attrs
 from attrs.exceptions import FrozenInstanceError
 
 from ._clients import coerce_response
-from ._delay import CompiledHint, compute_backoff, read_hints
+from ._delay import CompiledHint, Hint, compute_backoff, read_hints
 from ._errorbody import MAX_PARSE_BYTES, RawError, parse_raw, to_error
 from ._explain import (
     BackedOff,
@@ -350,9 +350,14 @@ class Engine:
             if r is not None and rule.use_hints and self._hints:
                 message = d.raw.message if d.raw is not None else ""
                 d.hint = read_hints(r.headers, self._hints, self.clock, message)
-        hint = d.hint
-        if hint is None:
+        if d.hint is None:
             return self._retry(d, self._backoff(d, say), retryable, "backoff", say)
+        return self._wait_as_asked(d, d.hint, retryable, say)
+
+    def _wait_as_asked(self, d: Trace, hint: Hint, retryable: bool, say: Listener) -> Action:
+        """Retry after the server's wait, or, when it is longer than
+        ``hint_max``, what ``on_long_hint`` says."""
+        rule = d.compiled.rule
         wait = hint.seconds
         if say is not None:
             say(HintRead(hint))

@@ -2,7 +2,8 @@
 
 Everything here is a frozen, slotted attrs class. Validation of a policy
 *file* happens in ``_loading`` and ``_converter`` (so every problem can be reported with its key
-path); the classes here only describe shapes and defaults.
+path); the classes here only describe shapes and defaults. One job (the
+shapes), in one module so that the whole format can be read in one place.
 """
 
 from __future__ import annotations
