@@ -1,9 +1,10 @@
 """The values: a policy and its rules, a response, a parsed error, an action.
 
 Everything here is a frozen, slotted attrs class. Validation of a policy
-*file* happens in ``_loading`` and ``_converter`` (so every problem can be reported with its key
-path); the classes here only describe shapes and defaults. One job (the
-shapes), in one module so that the whole format can be read in one place.
+*file* happens in ``_converter`` and ``_loading`` (so every problem can be
+reported with its key path); the classes here only describe shapes and
+defaults. One job (the shapes), in one module so that the whole format can be
+read in one place.
 """
 
 from __future__ import annotations
