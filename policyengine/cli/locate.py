@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._loading import default_policy_path, format_path
-from ._model import Policy
+from .._loading import default_policy_path, format_path
+from .._model import Policy
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -27,11 +27,11 @@ from typing import Any
 
 import attrs
 
-from ._loading import template_fields
-from ._locate import Locator
-from ._matching import specificity
-from ._model import ActionKind, LongHint, Match, Policy, Rule, StatusRange
-from ._response import TRANSPORT_FAMILIES
+from .._loading import template_fields
+from .._matching import specificity
+from .._model import ActionKind, LongHint, Match, Policy, Rule, StatusRange
+from .._response import TRANSPORT_FAMILIES
+from .locate import Locator
 
 __all__ = ["Finding", "covers", "lint", "overlaps"]
 

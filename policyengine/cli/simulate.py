@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
-from ._engine import Engine
-from ._model import Action, ActionKind, Policy
-from ._records import Record
+from .._engine import Engine
+from .._model import Action, ActionKind, Policy
+from .records import Record
 
 __all__ = ["Run", "Step", "simulate"]
 

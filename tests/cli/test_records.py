@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import policyengine as pe
-from policyengine._records import (
+from policyengine._response import TRANSPORT_FAMILIES
+from policyengine.cli.records import (
     InputError,
     make_failure,
     parse_raw_http,
     read_records,
     record_from_json,
 )
-from policyengine._response import TRANSPORT_FAMILIES
 
 
 @pytest.mark.parametrize("kind", sorted(TRANSPORT_FAMILIES))

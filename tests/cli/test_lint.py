@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import policyengine as pe
-from policyengine._lint import Finding, covers, lint, overlaps
 from policyengine._loading import parse_status
 from policyengine._model import Match
+from policyengine.cli.lint import Finding, covers, lint, overlaps
 
 
 def _lint(tmp_path: Path, text: str, *, inherit: bool = False) -> tuple[str, list[str]]:

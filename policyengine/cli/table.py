@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from ._model import ActionKind, Policy, Rule
+from .._model import ActionKind, Policy, Rule
 
 __all__ = ["render_html", "render_markdown", "table_data"]
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import attrs
 
-from ._model import Response
-from ._response import TRANSPORT_FAMILIES, transport_kind
+from .._model import Response
+from .._response import TRANSPORT_FAMILIES, transport_kind
 
 __all__ = [
     "InputError",

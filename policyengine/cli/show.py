@@ -10,9 +10,9 @@ from typing import Any
 
 import tomli_w
 
-from ._loading import format_path, policy_to_dict
-from ._locate import display_file
-from ._model import Policy
+from .._loading import format_path, policy_to_dict
+from .._model import Policy
+from .locate import display_file
 
 if sys.version_info >= (3, 11):
     import tomllib

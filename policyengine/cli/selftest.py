@@ -14,10 +14,10 @@ from typing import Any
 
 import attrs
 
-from ._engine import Engine
-from ._locate import Locator
-from ._model import Action, Policy, PolicyTest, Response
-from ._records import make_failure
+from .._engine import Engine
+from .._model import Action, Policy, PolicyTest, Response
+from .locate import Locator
+from .records import make_failure
 
 __all__ = ["Check", "Report", "Result", "run_tests"]
 

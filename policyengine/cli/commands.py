@@ -22,14 +22,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
-from ._engine import Engine
-from ._errors import PolicyError, Problem
-from ._loading import load_policy
-from ._locate import Locator, display_file
-from ._model import Action, Policy, Response
-from ._records import InputError, make_failure, parse_raw_http, read_records, response_date
-from ._response import TRANSPORT_FAMILIES
+from .. import __version__
+from .._engine import Engine
+from .._errors import PolicyError, Problem
+from .._loading import load_policy
+from .._model import Action, Policy, Response
+from .._response import TRANSPORT_FAMILIES
+from .locate import Locator, display_file
+from .records import InputError, make_failure, parse_raw_http, read_records, response_date
 
 if sys.version_info >= (3, 11):
     pass
@@ -486,7 +486,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ._lint import Finding, lint
+    from .lint import Finding, lint
 
     findings: list[Finding]
     policy: Policy | None = None
@@ -522,7 +522,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ._show import show_json, show_toml
+    from .show import show_json, show_toml
 
     policy = _load(args)
     if args.format == "json":
@@ -533,7 +533,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from ._table import render_html, render_markdown, table_data
+    from .table import render_html, render_markdown, table_data
 
     policy = _load(args)
     if args.format == "json":
@@ -546,7 +546,7 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from ._selftest import run_tests
+    from .selftest import run_tests
 
     policy = _load(args)
     locator = Locator(policy)
@@ -579,7 +579,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from ._simulate import simulate
+    from .simulate import simulate
 
     policy = _load(args)
     source = "<stdin>" if args.recording == "-" else args.recording
@@ -596,7 +596,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from ._schema import SCHEMA_PATH, schema_text
+    from .schema import SCHEMA_PATH, schema_text
 
     if args.path:
         _out(str(SCHEMA_PATH))
