@@ -20,7 +20,7 @@ import re
 import socket
 import ssl
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -29,9 +29,9 @@ import attrs
 
 from .._model import Response
 from .._response import TRANSPORT_FAMILIES, transport_kind
+from .errors import InputError
 
 __all__ = [
-    "InputError",
     "Record",
     "make_failure",
     "parse_raw_http",
@@ -39,17 +39,6 @@ __all__ = [
     "record_from_json",
     "response_date",
 ]
-
-
-class InputError(Exception):
-    """An input other than a policy (a recording, a body file, stdin) is
-    unusable. ``lines``: one ``source: where: what`` line per problem."""
-
-    lines: tuple[str, ...]
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self.lines = tuple(lines)
-        super().__init__("\n".join(self.lines))
 
 
 @attrs.frozen

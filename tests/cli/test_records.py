@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import policyengine as pe
 from policyengine._response import TRANSPORT_FAMILIES
+from policyengine.cli.errors import InputError
 from policyengine.cli.records import (
-    InputError,
     make_failure,
     parse_raw_http,
     read_records,
