@@ -13,7 +13,6 @@ when it runs, so that ``policyengine --help`` loads none of it.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
@@ -25,17 +24,13 @@ from .._engine import Engine
 from .._errors import PolicyError, Problem
 from .._loading import load_policy
 from .._model import Action, Policy, Response
+from .._text import plural, seconds
 from .errors import InputError, OutputError, UsageError
 from .locate import Locator, display_file
 from .output import err, flush, out, out_json, silence, write
 from .parser import PROG, build_parser
 
 __all__ = ["COMMANDS", "action_dict", "main"]
-
-
-def _seconds(value: float) -> str:
-    """Seconds for people: ``2s``, ``1.5s``, ``0.125s``."""
-    return f"{round(value, 3):g}s" if math.isfinite(value) else "inf"
 
 
 # --- Shared steps ------------------------------------------------------------------
@@ -166,7 +161,7 @@ def explain(args: argparse.Namespace) -> int:
         return 0
     rows = [
         ("action", action.kind.value),
-        ("delay", _seconds(action.delay)),
+        ("delay", f"{seconds(action.delay)}s"),
         ("classification", action.classification),
         ("retryable", "true" if action.retryable else "false"),
     ]
@@ -228,10 +223,10 @@ def check(args: argparse.Namespace) -> int:
     for f in findings:
         out(str(f))
     if findings:
-        out(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+        out(f"{plural(errors, 'error')}, {plural(warnings, 'warning')}")
     elif policy is not None:
-        tests = len(policy.tests)
-        out(f"ok: {len(policy.rules)} rules, {tests} test{'s' * (tests != 1)}, no problems found")
+        tests = plural(len(policy.tests), "test")
+        out(f"ok: {len(policy.rules)} rules, {tests}, no problems found")
     return 1 if failed else 0
 
 

@@ -3,17 +3,12 @@ of that file (a rule's index in its own file is not its merged index)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
+from .._compat import tomllib
 from .._loading import default_policy_path, format_path
 from .._model import Policy
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["DEFAULT_NAME", "Locator", "display_file"]
 

@@ -78,7 +78,8 @@ def response_date(response: Response) -> float | None:
     return _date(response.header("date"))
 
 
-def _clip(value: object, limit: int = 40) -> str:
+def _brief(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a problem line."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -225,7 +226,7 @@ def parse_raw_http(data: bytes, source: str) -> Response:
             raise InputError(
                 [
                     f"{source}: line {line}: expected a status line such as "
-                    f"'HTTP/1.1 429 Too Many Requests', got {_clip(lines[0].decode('latin-1'))}"
+                    f"'HTTP/1.1 429 Too Many Requests', got {_brief(lines[0].decode('latin-1'))}"
                 ]
             )
         status = int(m.group(1))
@@ -248,7 +249,7 @@ def parse_raw_http(data: bytes, source: str) -> Response:
             if not colon or not name or name != name.strip():
                 problems.append(
                     f"{source}: line {line + offset}: expected a header 'Name: value', "
-                    f"got {_clip(text)}"
+                    f"got {_brief(text)}"
                 )
                 continue
             headers.append((name, value.strip()))
@@ -277,7 +278,7 @@ def _headers(value: object, path: str, problems: list[tuple[str, str]]) -> list[
             for i, one in enumerate(items):
                 if not isinstance(one, str):
                     where = f"{path}[{name!r}]" + (f"[{i}]" if isinstance(item, list) else "")
-                    problems.append((where, f"expected a string, got {_clip(one)}"))
+                    problems.append((where, f"expected a string, got {_brief(one)}"))
                 else:
                     out.append((str(name), one))
     elif isinstance(value, list):
@@ -289,12 +290,12 @@ def _headers(value: object, path: str, problems: list[tuple[str, str]]) -> list[
             ):
                 out.append((pair[0], pair[1]))
             else:
-                problems.append((f"{path}[{i}]", f"expected [name, value], got {_clip(pair)}"))
+                problems.append((f"{path}[{i}]", f"expected [name, value], got {_brief(pair)}"))
     elif value is not None:
         problems.append(
             (
                 path,
-                f"expected a table of name: value or a list of [name, value], got {_clip(value)}",
+                f"expected a table of name: value or a list of [name, value], got {_brief(value)}",
             )
         )
     return out
@@ -316,17 +317,17 @@ def record_from_json(obj: object, source: str, where: str) -> Record:
     """
     problems: list[tuple[str, str]] = []
     if not isinstance(obj, dict):
-        raise InputError([_problem(source, where, "$", f"expected an object, got {_clip(obj)}")])
+        raise InputError([_problem(source, where, "$", f"expected an object, got {_brief(obj)}")])
     status = obj.get("status")
     transport = obj.get("transport")
     if status is not None and (
         isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999
     ):
-        problems.append(("$.status", f"expected a whole number 100-999, got {_clip(status)}"))
+        problems.append(("$.status", f"expected a whole number 100-999, got {_brief(status)}"))
     if transport is not None and transport not in TRANSPORT_FAMILIES:
         known = ", ".join(sorted(TRANSPORT_FAMILIES))
         problems.append(
-            ("$.transport", f"unknown transport kind {_clip(transport)}; known: {known}")
+            ("$.transport", f"unknown transport kind {_brief(transport)}; known: {known}")
         )
     if (status is None) == (transport is None):
         problems.append(("$", "give exactly one of status (a response) or transport (a failure)"))
@@ -340,7 +341,7 @@ def record_from_json(obj: object, source: str, where: str) -> Record:
     method = obj.get("method")
     if method is not None and not (isinstance(method, str) and re.fullmatch(r"[A-Za-z]+", method)):
         problems.append(
-            ("$.method", f"expected an HTTP method such as 'POST', got {_clip(method)}")
+            ("$.method", f"expected an HTTP method such as 'POST', got {_brief(method)}")
         )
         method = None
     duration = obj.get("duration", 0.0)
@@ -349,7 +350,7 @@ def record_from_json(obj: object, source: str, where: str) -> Record:
         or not isinstance(duration, (int, float))
         or not (math.isfinite(duration) and duration >= 0)
     ):
-        problems.append(("$.duration", f"expected seconds >= 0, got {_clip(duration)}"))
+        problems.append(("$.duration", f"expected seconds >= 0, got {_brief(duration)}"))
         duration = 0.0
     if problems:
         raise InputError([_problem(source, where, path, message) for path, message in problems])
@@ -450,7 +451,7 @@ def _har(data: Mapping[str, Any], source: str, url: str | None) -> list[Record]:
     for i, entry in enumerate(entries):
         path = f"$.log.entries[{i}]"
         if not isinstance(entry, Mapping):
-            problems.append(f"{source}: {path}: expected an object, got {_clip(entry)}")
+            problems.append(f"{source}: {path}: expected an object, got {_brief(entry)}")
             continue
         request = _table(entry.get("request"))
         entry_url = request.get("url") if isinstance(request.get("url"), str) else None
@@ -458,12 +459,14 @@ def _har(data: Mapping[str, Any], source: str, url: str | None) -> list[Record]:
             continue
         response = entry.get("response")
         if not isinstance(response, Mapping):
-            problems.append(f"{source}: {path}.response: expected an object, got {_clip(response)}")
+            problems.append(
+                f"{source}: {path}.response: expected an object, got {_brief(response)}"
+            )
             continue
         status = response.get("status")
         if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 999:
             problems.append(
-                f"{source}: {path}.response.status: expected a whole number, got {_clip(status)}"
+                f"{source}: {path}.response.status: expected a whole number, got {_brief(status)}"
             )
             continue
         method = request.get("method") if isinstance(request.get("method"), str) else None
@@ -495,12 +498,12 @@ def _har(data: Mapping[str, Any], source: str, url: str | None) -> list[Record]:
                     header_problems.append(
                         (
                             f"{path}.response.headers[{j}]",
-                            f"expected {{name, value}}, got {_clip(item)}",
+                            f"expected {{name, value}}, got {_brief(item)}",
                         )
                     )
         else:
             header_problems.append(
-                (f"{path}.response.headers", f"expected an array, got {_clip(raw_headers)}")
+                (f"{path}.response.headers", f"expected an array, got {_brief(raw_headers)}")
             )
         content = _table(response.get("content"))
         text = content.get("text", "")

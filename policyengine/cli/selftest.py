@@ -16,6 +16,7 @@ import attrs
 
 from .._engine import Engine
 from .._model import Action, Policy, PolicyTest, Response
+from .._text import seconds
 from .locate import Locator
 from .records import make_failure
 
@@ -30,7 +31,7 @@ def _show(value: object) -> str:
         low, high = value
         return f"{low:g}s" if low == high else f"{low:g}s-{high:g}s"
     if isinstance(value, float):
-        return f"{round(value, 3):g}s"
+        return f"{seconds(value)}s"
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
 import tomli_w
 
+from .._compat import tomllib
 from .._loading import format_path, policy_to_dict
 from .._model import Policy
 from .locate import display_file
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["show_json", "show_toml"]
 

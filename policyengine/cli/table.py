@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import html
 import re
-import string
 from typing import Any
 
 import attrs
 
 from .._model import ActionKind, Policy, Rule
+from .._text import parse_template
 
 __all__ = ["render_html", "render_markdown", "table_data"]
 
@@ -61,14 +61,14 @@ def _fill(text: str, status: str | None = None) -> str:
     """A template with its placeholders as a document writes them: ``{status}``
     as the row's status, anything else as ``xxx``; ``{{`` / ``}}`` as braces."""
     try:
-        parts = list(string.Formatter().parse(text))
+        parts = parse_template(text)
     except ValueError:  # pragma: no cover - the loader checked the template
         return text
     out = []
-    for literal, field, _, _ in parts:
-        out.append(literal)
-        if field is not None:
-            out.append(status if field == "status" and status is not None else "xxx")
+    for part in parts:
+        out.append(part.literal)
+        if part.field is not None:
+            out.append(status if part.field == "status" and status is not None else "xxx")
     return "".join(out)
 
 
