@@ -75,8 +75,8 @@ def _clock(record_now: float | None) -> Callable[[], float]:
 def _where(locator: Locator, rule_id: str) -> dict[str, str] | None:
     if not rule_id:
         return None
-    file, path = locator.rule(rule_id)
-    return {"file": file, "path": path}
+    at = locator.rule(rule_id)
+    return {"file": at.file, "path": at.path}
 
 
 def action_dict(action: Action, locator: Locator) -> dict[str, Any]:
@@ -166,8 +166,7 @@ def explain(args: argparse.Namespace) -> int:
         ("retryable", "true" if action.retryable else "false"),
     ]
     if action.rule_id:
-        file, path = locator.rule(action.rule_id)
-        rows.append(("rule", f"{action.rule_id} ({file}: {path})"))
+        rows.append(("rule", f"{action.rule_id} ({locator.rule(action.rule_id)})"))
     else:
         rows.append(("rule", "(none)"))
     if action.fallback is not None:
@@ -278,8 +277,7 @@ def test(args: argparse.Namespace) -> int:
     if report.unexercised:
         out(f"rules no test exercises ({len(report.unexercised)}):")
         for rule_id in report.unexercised:
-            file, path = locator.rule(rule_id)
-            out(f"  {rule_id} ({file}: {path})")
+            out(f"  {rule_id} ({locator.rule(rule_id)})")
     if empty:
         out("no tests: add [[tests]] entries to a policy file")
     else:

@@ -289,7 +289,7 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
     sources = {file: n for n, file in enumerate(policy.sources)}
 
     def layer(i: int) -> int:
-        return sources.get(where.file(("rules", i, "match"))[0], len(sources))
+        return sources.get(where.source(("rules", i, "match")).file, len(sources))
 
     for i, rule in enabled:
         if i in dead:
@@ -308,23 +308,23 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
             if layer(j) > layer(i):
                 # An override's rule taking over a lower layer's: often meant,
                 # but overriding the rule by id says so and keeps one rule.
-                file, path = where.rule(rule.id)
+                place = where.rule(rule.id)
                 add(
                     "warning",
                     "shadowed",
                     ("rules", j, "match"),
-                    f"rule {other.id!r} takes everything rule {rule.id!r} ({file}: {path}) "
+                    f"rule {other.id!r} takes everything rule {rule.id!r} ({place}) "
                     f"matches, {reason}: {rule.id!r} can never match; to change that rule, "
                     f"override it by id (or set enabled = false on it)",
                 )
             else:
-                file, path = where.rule(other.id)
+                place = where.rule(other.id)
                 add(
                     "error",
                     "shadowed",
                     ("rules", i, "match"),
                     f"rule {rule.id!r} can never match: everything it matches goes to rule "
-                    f"{other.id!r} ({file}: {path}), {reason}",
+                    f"{other.id!r} ({place}), {reason}",
                 )
             break
     for i, rule in enabled:
@@ -340,13 +340,13 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
             # Report at the rule of the higher layer (the one a user wrote).
             at, against = (j, i) if layer(j) > layer(i) else (i, j)
             mine, theirs = policy.rules[at], policy.rules[against]
-            file, path = where.rule(theirs.id)
+            place = where.rule(theirs.id)
             add(
                 "warning",
                 "overlap",
                 ("rules", at, "match"),
                 f"rule {mine.id!r} ({_describe_outcome(mine)}) overlaps rule {theirs.id!r} "
-                f"({file}: {path}; {_describe_outcome(theirs)}) and only their order decides: "
+                f"({place}; {_describe_outcome(theirs)}) and only their order decides: "
                 f"{other.id!r} wins; make one more specific, or the two disjoint",
             )
     for i, rule in enabled:
@@ -373,7 +373,7 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
         if i in dead:
             continue
         unfilled = _unfilled(rule, policy)
-        own = where.file(("rules", i, "remediation"))[1][-1:] == ("remediation",)
+        own = where.source(("rules", i, "remediation")).path[-1:] == ("remediation",)
         source = "" if own else " (inherited from [defaults])"
         try:
             names = template_fields(rule.remediation)

@@ -183,6 +183,6 @@ def run_tests(
         for r in policy.rules
         if r.enabled
         and r.id not in used
-        and (only_files is None or where.rule(r.id)[0] in only_files)
+        and (only_files is None or where.rule(r.id).file in only_files)
     )
     return Report(tuple(results), unexercised)
