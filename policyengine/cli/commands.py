@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._engine import Engine
 from .._errors import PolicyError, Problem
@@ -110,10 +110,17 @@ def action_dict(action: Action, locator: Locator) -> dict[str, Any]:
 # --- explain -----------------------------------------------------------------------
 
 
-def _explain_subject(
-    args: argparse.Namespace,
-) -> tuple[Response | BaseException, float | None, str | None]:
-    """What to decide, the time it was received (if known), and the request method."""
+class _Given(NamedTuple):
+    """What ``explain`` decides: a response or a network failure, the Unix
+    time it was received (None: unknown, now), and the request method."""
+
+    subject: Response | BaseException
+    received: float | None
+    method: str | None
+
+
+def _explain_subject(args: argparse.Namespace) -> _Given:
+    """What the flags, or stdin, give ``explain`` to decide."""
     from .records import make_failure, parse_raw_http, read_records, response_date
 
     if args.transport is not None:
@@ -121,13 +128,13 @@ def _explain_subject(
             raise UsageError(
                 "--header, --body and --body-file describe a response, not --transport"
             )
-        return make_failure(args.transport), None, args.method
+        return _Given(make_failure(args.transport), None, args.method)
     if args.status is not None:
         body = _read_file(args.body_file) if args.body_file is not None else b""
         if args.body is not None:
             body = args.body.encode("utf-8", "surrogateescape")
         response = Response(args.status, args.header, body, args.method)
-        return response, response_date(response), args.method
+        return _Given(response, response_date(response), args.method)
     if args.header or args.body is not None or args.body_file is not None:
         raise UsageError("--header, --body and --body-file need --status")
     if sys.stdin is None or sys.stdin.isatty():
@@ -145,16 +152,19 @@ def _explain_subject(
                     "(policyengine simulate replays a sequence)"
                 ]
             )
-        return records[0].subject(), records[0].now, args.method or records[0].method
+        record = records[0]
+        return _Given(record.subject(), record.now, args.method or record.method)
     response = parse_raw_http(data, "<stdin>")
-    return response, response_date(response), args.method
+    return _Given(response, response_date(response), args.method)
 
 
 def explain(args: argparse.Namespace) -> int:
     policy = _load(args)
-    subject, now, method = _explain_subject(args)
-    engine = Engine(policy, clock=_clock(now), rng=random.Random(args.seed))
-    action = engine.evaluate(subject, args.attempt, args.elapsed, model=args.model, method=method)
+    given = _explain_subject(args)
+    engine = Engine(policy, clock=_clock(given.received), rng=random.Random(args.seed))
+    action = engine.evaluate(
+        given.subject, args.attempt, args.elapsed, model=args.model, method=given.method
+    )
     locator = Locator(policy)
     if args.format == "json":
         out_json(action_dict(action, locator))

@@ -23,7 +23,7 @@ then position), so what lint calls unreachable the engine never selects.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -204,11 +204,20 @@ def _fields(m: Match) -> frozenset[str]:
     return frozenset(names)
 
 
-def _outcome(rule: Rule) -> tuple[str, str, bool]:
-    return rule.classification, rule.action.value, rule.retryable
+class _Effect(NamedTuple):
+    """What a rule decides for what it matches; two overlapping rules with
+    the same effect do not conflict."""
+
+    classification: str
+    action: str
+    retryable: bool
 
 
-def _describe_outcome(rule: Rule) -> str:
+def _effect(rule: Rule) -> _Effect:
+    return _Effect(rule.classification, rule.action.value, rule.retryable)
+
+
+def _describe_effect(rule: Rule) -> str:
     return f"{rule.action.value}, {rule.classification}" + (", retryable" if rule.retryable else "")
 
 
@@ -254,14 +263,28 @@ def _unfilled(rule: Rule, policy: Policy) -> dict[str, str]:
 # --- The checks ------------------------------------------------------------------------
 
 
-def _status_finding(rule: Rule) -> tuple[str, str] | None:
+class _StatusFinding(NamedTuple):
+    severity: str
+    message: str
+
+
+def _status_finding(rule: Rule) -> _StatusFinding | None:
     outside = [r for r in rule.match.status if r.low < 100 or r.high > 599]
     if not outside:
         return None
     spec = ", ".join(str(r) for r in outside)
     if all(r.high < 100 or r.low > 599 for r in rule.match.status):
-        return "error", f"status {spec} is outside 100-599: no HTTP response has it"
-    return "warning", f"status {spec} reaches outside 100-599, where no HTTP response is"
+        return _StatusFinding("error", f"status {spec} is outside 100-599: no HTTP response has it")
+    return _StatusFinding(
+        "warning", f"status {spec} reaches outside 100-599, where no HTTP response is"
+    )
+
+
+class _Precedence(NamedTuple):
+    """The engine's order of rules, higher first: specificity, then position."""
+
+    specificity: tuple[int, int]
+    position: int  # minus the rule's index: an earlier rule is higher
 
 
 def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
@@ -274,7 +297,7 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
         findings.append(Finding(severity, check, file, key_path, message))
 
     enabled = [(i, r) for i, r in enumerate(policy.rules) if r.enabled]
-    keys = {i: (*specificity(r.match), -i) for i, r in enabled}
+    keys = {i: _Precedence(specificity(r.match), -i) for i, r in enabled}
     dead: set[int] = set()
     for i, rule in enabled:
         why = contradiction(rule.match)
@@ -302,7 +325,7 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
             dead.add(i)
             reason = (
                 "which is more specific"
-                if keys[j][:2] > keys[i][:2]
+                if keys[j].specificity > keys[i].specificity
                 else "which is as specific and comes first"
             )
             if layer(j) > layer(i):
@@ -331,9 +354,9 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
         if i in dead:
             continue
         for j, other in enabled:
-            if j >= i or j in dead or keys[j][:2] != keys[i][:2]:
+            if j >= i or j in dead or keys[j].specificity != keys[i].specificity:
                 continue
-            if _fields(rule.match) != _fields(other.match) or _outcome(rule) == _outcome(other):
+            if _fields(rule.match) != _fields(other.match) or _effect(rule) == _effect(other):
                 continue
             if covers(rule.match, other.match) or not overlaps(rule.match, other.match):
                 continue  # a carve-out that comes first, or no common ground
@@ -345,8 +368,8 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
                 "warning",
                 "overlap",
                 ("rules", at, "match"),
-                f"rule {mine.id!r} ({_describe_outcome(mine)}) overlaps rule {theirs.id!r} "
-                f"({place}; {_describe_outcome(theirs)}) and only their order decides: "
+                f"rule {mine.id!r} ({_describe_effect(mine)}) overlaps rule {theirs.id!r} "
+                f"({place}; {_describe_effect(theirs)}) and only their order decides: "
                 f"{other.id!r} wins; make one more specific, or the two disjoint",
             )
     for i, rule in enabled:
@@ -354,7 +377,7 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
         if found is None and i in dead:
             continue
         if found is not None:
-            add(found[0], "status-range", ("rules", i, "match", "status"), found[1])
+            add(found.severity, "status-range", ("rules", i, "match", "status"), found.message)
         if (
             rule.action in (ActionKind.RETRY, ActionKind.FALLBACK)
             and rule.on_long_hint is LongHint.HONOUR

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -20,7 +20,7 @@ from .._text import seconds
 from .locate import Locator
 from .records import make_failure
 
-__all__ = ["Check", "Report", "Result", "run_tests"]
+__all__ = ["Check", "Report", "Result", "Trial", "run_test", "run_tests"]
 
 #: Delays are compared with this much slack (float rounding in the backoff math).
 DELAY_SLACK = 1e-9
@@ -115,7 +115,14 @@ class Report:
         }
 
 
-def run_test(policy: Policy, test: PolicyTest, seed: int = 0) -> tuple[Action, tuple[Check, ...]]:
+class Trial(NamedTuple):
+    """One test run: the engine's action, and a check per expected key."""
+
+    action: Action
+    checks: tuple[Check, ...]
+
+
+def run_test(policy: Policy, test: PolicyTest, seed: int = 0) -> Trial:
     """Run one test; returns the action and a check per expected key."""
     engine = Engine(policy, rng=random.Random(seed))
     r = test.response
@@ -152,7 +159,7 @@ def run_test(policy: Policy, test: PolicyTest, seed: int = 0) -> tuple[Action, t
         checks.append(Check("fallback", e.fallback, action.fallback, e.fallback == action.fallback))
     if not checks:  # a test that checks nothing passes whatever the policy does
         checks.append(Check("expect", "at least one key", "none", False))
-    return action, tuple(checks)
+    return Trial(action, tuple(checks))
 
 
 def run_tests(
@@ -175,9 +182,9 @@ def run_tests(
         file, path = where.where(("tests", i))
         if only_files is not None and file not in only_files:
             continue
-        action, checks = run_test(policy, test, seed)
-        used.add(action.rule_id)
-        results.append(Result(test.name, file, path, checks, action))
+        trial = run_test(policy, test, seed)
+        used.add(trial.action.rule_id)
+        results.append(Result(test.name, file, path, trial.checks, trial.action))
     unexercised = tuple(
         r.id
         for r in policy.rules
