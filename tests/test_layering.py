@@ -39,6 +39,7 @@ RANK = {
     "cli.table": 10,
     "cli.schema": 10,
     "cli.records": 11,
+    "cli.matchsets": 10,
     "cli.lint": 12,
     "cli.selftest": 12,
     "cli.show": 12,
