@@ -38,6 +38,8 @@ RANK = {
     "cli.locate": 10,
     "cli.table": 10,
     "cli.schema": 10,
+    "cli.failures": 10,
+    "cli.rawhttp": 11,
     "cli.records": 11,
     "cli.matchsets": 10,
     "cli.lint": 12,

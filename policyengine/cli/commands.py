@@ -121,15 +121,17 @@ class _Given(NamedTuple):
 
 def _explain_subject(args: argparse.Namespace) -> _Given:
     """What the flags, or stdin, give ``explain`` to decide."""
-    from .records import make_failure, parse_raw_http, read_records, response_date
-
     if args.transport is not None:
+        from .failures import make_failure
+
         if args.header or args.body is not None or args.body_file is not None:
             raise UsageError(
                 "--header, --body and --body-file describe a response, not --transport"
             )
         return _Given(make_failure(args.transport), None, args.method)
     if args.status is not None:
+        from .records import response_date
+
         body = _read_file(args.body_file) if args.body_file is not None else b""
         if args.body is not None:
             body = args.body.encode("utf-8", "surrogateescape")
@@ -142,6 +144,9 @@ def _explain_subject(args: argparse.Namespace) -> _Given:
             "give --status or --transport, or pipe a raw HTTP response in "
             "(curl -si URL | policyengine explain)"
         )
+    from .rawhttp import parse_raw_http
+    from .records import read_records, response_date
+
     data = _stdin()
     if data.lstrip()[:1] == b"{":
         records = read_records(data, "<stdin>")

@@ -8,13 +8,14 @@
 
 A policy that does not load raises the core's ``PolicyError`` (its problems on
 stderr, exit 1). ``commands.main()`` is the one place that catches them all.
+``brief()`` is how an ``InputError`` line quotes the value it rejects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["InputError", "OutputError", "UsageError"]
+__all__ = ["InputError", "OutputError", "UsageError", "brief"]
 
 
 class UsageError(Exception):
@@ -34,3 +35,9 @@ class InputError(Exception):
 
 class OutputError(Exception):
     """Standard output cannot be written: it is closed, or the disk is full (exit 1)."""
+
+
+def brief(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a problem line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

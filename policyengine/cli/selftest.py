@@ -17,8 +17,8 @@ import attrs
 from .._engine import Engine
 from .._model import Action, Policy, PolicyTest, Response
 from .._text import seconds
+from .failures import make_failure
 from .locate import Locator
-from .records import make_failure
 
 __all__ = ["Check", "Report", "Result", "Trial", "run_test", "run_tests"]
 
