@@ -5,7 +5,6 @@ reads as a given kind (``read_timeout``, ``dns``...), for ``explain
 from __future__ import annotations
 
 import errno
-import http.client
 import socket
 import ssl
 
@@ -51,10 +50,16 @@ def make_failure(kind: str) -> BaseException:
         exc = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
     elif kind == "reset":
         exc = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
-    elif kind == "incomplete":
-        exc = http.client.IncompleteRead(b"", 100)
-    elif kind == "protocol":
-        exc = http.client.HTTPException("malformed response")
+    elif kind in ("incomplete", "protocol"):
+        # Imported only here: http.client (and the email package it loads)
+        # costs milliseconds that no other kind, and no response, needs.
+        import http.client
+
+        exc = (
+            http.client.IncompleteRead(b"", 100)
+            if kind == "incomplete"
+            else http.client.HTTPException("malformed response")
+        )
     else:
         raise ValueError(f"unknown transport kind {kind!r}")
     found = transport_kind(exc)
