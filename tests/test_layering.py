@@ -4,6 +4,7 @@ core (never the other way round), and the core imports no client."""
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,13 @@ def test_the_core_imports_no_client_library_nor_the_cli() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] []"
+
+
+def test_the_cli_loads_a_command_s_modules_only_when_it_runs() -> None:
+    code = (
+        "import json, sys, policyengine.cli\n"
+        "print(json.dumps([m for m in sys.modules if m.startswith('policyengine.cli')]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.removeprefix("policyengine.cli").lstrip(".") for name in json.loads(out.stdout)}
+    assert loaded == {"", "commands", "errors", "locate", "output", "parser"}
