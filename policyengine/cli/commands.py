@@ -164,6 +164,7 @@ def _explain_subject(args: argparse.Namespace) -> _Given:
 
 
 def explain(args: argparse.Namespace) -> int:
+    """``explain``: decide one response and print the action with its reasons; 0."""
     policy = _load(args)
     given = _explain_subject(args)
     engine = Engine(policy, clock=_clock(given.received), rng=random.Random(args.seed))
@@ -209,6 +210,7 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
+    """``check``: load and lint the layers; 1 on an error (or a warning, with --strict)."""
     from .lint import Finding, lint
 
     findings: list[Finding]
@@ -245,6 +247,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
+    """``show``: print the merged policy, each override marked with its file; 0."""
     from .show import show_json, show_toml
 
     policy = _load(args)
@@ -256,6 +259,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def table(args: argparse.Namespace) -> int:
+    """``table``: print the policy as error-code documentation; 0."""
     from .table import render_html, render_markdown, table_data
 
     policy = _load(args)
@@ -269,6 +273,7 @@ def table(args: argparse.Namespace) -> int:
 
 
 def test(args: argparse.Namespace) -> int:
+    """``test``: run the ``[[tests]]``; 1 if one fails (or none exist, with --fail-on-empty)."""
     from .selftest import run_tests
 
     policy = _load(args)
@@ -286,9 +291,8 @@ def test(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     for result in report.results:
         out(result.line())
-        for check in result.checks:
-            if not check.ok:
-                out(f"    {check.line()}")
+        for failing in (c for c in result.checks if not c.ok):
+            out(f"    {failing.line()}")
     if report.unexercised:
         out(f"rules no test exercises ({len(report.unexercised)}):")
         for rule_id in report.unexercised:
@@ -301,6 +305,7 @@ def test(args: argparse.Namespace) -> int:
 
 
 def simulate(args: argparse.Namespace) -> int:
+    """``simulate``: replay a recording through the policy, print the schedule; 0."""
     from .records import read_records
     from .simulate import simulate as replay
 
@@ -319,6 +324,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def schema(args: argparse.Namespace) -> int:
+    """``schema``: print the policy JSON Schema (``--path``: where its file is); 0."""
     from .schema import SCHEMA_PATH, schema_text
 
     if args.path:

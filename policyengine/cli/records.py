@@ -3,6 +3,10 @@ HAR files (a browser's devtools export), each attempt a ``Record``.
 
 Nothing here raises anything but ``InputError`` on bad input; every problem
 names the input and the line or key path it was found at.
+
+Both formats live in one module (about 400 lines): they make the same
+``Record``, share its checks and the ``Date`` reading, and ``read_records()``
+tells them apart.
 """
 
 from __future__ import annotations
