@@ -1,8 +1,10 @@
-"""Imports flow one way along the pipeline, and the core imports no client."""
+"""Imports flow one way along the pipeline, the command line sits on top of the
+core (never the other way round), and the core imports no client."""
 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import policyengine
 PACKAGE = Path(policyengine.__file__).parent
 
 # model -> reading responses -> loading -> matching -> delay -> engine -> the rest.
+# Modules are named by their path in the package: "_model", "cli.parser".
 RANK = {
     # leaves: no imports of ours
     "_compat": 0,
@@ -43,25 +46,52 @@ RANK = {
     "_testing": 8,
     "_driver": 9,
     "_adapting": 10,
-    "_locate": 8,
-    "_records": 8,
-    "_table": 8,
-    "_schema": 8,
     "testing": 10,
-    "_lint": 9,
-    "_selftest": 9,
-    "_show": 9,
-    "_simulate": 9,
-    # adapters and the command line
+    # adapters, each behind its extra
     "httpx": 11,
     "requests": 11,
     "urllib3": 11,
     "aiohttp": 11,
-    "_cli": 11,
     "openai": 12,
-    "__main__": 12,
-    "__init__": 13,
+    # The command line: on top of the core, which never imports it.
+    "cli.errors": 10,
+    "cli.output": 11,
+    "cli.parser": 10,
+    "cli.locate": 10,
+    "cli.table": 10,
+    "cli.schema": 10,
+    "cli.failures": 10,
+    "cli.rawhttp": 11,
+    "cli.records": 11,
+    "cli.matchsets": 10,
+    "cli.lint": 12,
+    "cli.selftest": 12,
+    "cli.show": 12,
+    "cli.simulate": 12,
+    "cli.commands": 13,
+    "cli.__init__": 14,
+    "__main__": 15,
+    "__init__": 16,
 }
+
+
+def module_name(path: Path) -> str:
+    """``policyengine/cli/parser.py`` -> ``cli.parser``."""
+    return ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+
+
+def _module(parts: tuple[str, ...]) -> str | None:
+    """The module that ``parts`` (a dotted name inside the package) names: a
+    file, or a sub-package's ``__init__``; None for anything else (a name
+    defined in an ``__init__``, or the package root, which loads first)."""
+    if not parts:
+        return None
+    where = PACKAGE.joinpath(*parts)
+    if where.with_suffix(".py").is_file():
+        return ".".join(parts)
+    if (where / "__init__.py").is_file():
+        return ".".join((*parts, "__init__"))
+    return None
 
 
 def _type_checking_only(tree: ast.Module) -> set[int]:
@@ -74,39 +104,80 @@ def _type_checking_only(tree: ast.Module) -> set[int]:
 
 
 def local_imports(path: Path) -> set[str]:
-    found = set()
+    """The package's modules that ``path`` imports, at any depth of the file:
+    ``from .x import``, ``from . import x``, and inside ``cli/`` ``from ..x
+    import`` and ``from .. import x``. Importing a module of a sub-package
+    also runs that sub-package's ``__init__``, unless it encloses ``path``
+    (then it is loaded already)."""
+    package = path.relative_to(PACKAGE).parts[:-1]
+    found: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skip = _type_checking_only(tree)
     for node in ast.walk(tree):
-        if id(node) in skip:
+        if not isinstance(node, ast.ImportFrom) or id(node) in skip:
             continue
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.add(node.module.split(".")[0])
-            else:  # from . import x
-                found.update(a.name for a in node.names if (PACKAGE / f"{a.name}.py").exists())
+        if node.level == 0:
+            head, _, rest = (node.module or "").partition(".")
+            if head != "policyengine" or not rest:
+                continue
+            base: tuple[str, ...] = ()
+            module = rest
+        else:
+            base = package[: len(package) - (node.level - 1)]
+            module = node.module or ""
+        # from . import x: x is a module, or a name of an enclosing __init__.
+        targets = [(*base, *module.split("."))] if module else [(*base, a.name) for a in node.names]
+        for target in targets:
+            for n in range(1, len(target)):
+                if target[:n] != package[:n]:
+                    found.add(f"{'.'.join(target[:n])}.__init__")
+            name = _module(target)
+            if name is not None:
+                found.add(name)
     return found
 
 
 def test_every_module_has_a_rank() -> None:
-    assert {p.stem for p in PACKAGE.glob("*.py")} == set(RANK)
+    assert {module_name(p) for p in PACKAGE.rglob("*.py")} == set(RANK)
 
 
 def test_imports_flow_one_way() -> None:
     wrong = [
-        f"{path.stem} imports {name}"
-        for path in sorted(PACKAGE.glob("*.py"))
+        f"{module_name(path)} imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
         for name in sorted(local_imports(path))
-        if RANK[name] >= RANK[path.stem] and path.stem != "__init__"
+        if RANK[name] >= RANK[module_name(path)] and module_name(path) != "__init__"
     ]
     assert wrong == []
 
 
-def test_the_core_imports_no_client_library() -> None:
+def test_local_imports_reads_the_cli_package() -> None:
+    assert local_imports(PACKAGE / "cli" / "lint.py") >= {"_matching", "cli.locate"}
+    assert "cli.__init__" in local_imports(PACKAGE / "__main__.py")
+
+
+def test_the_core_imports_no_client_library_nor_the_cli() -> None:
     code = (
-        "import sys, policyengine, policyengine._cli\n"
-        "clients = {'httpx', 'requests', 'aiohttp', 'urllib3', 'openai'}\n"
-        "print(sorted(clients & set(sys.modules)))"
+        "import sys, policyengine\n"
+        "cli = sorted(m for m in sys.modules if m.startswith('policyengine.cli'))\n"
+        "import policyengine.__main__\n"
+        + "".join(
+            f"import policyengine.{module_name(p)}\n"
+            for p in sorted((PACKAGE / "cli").glob("*.py"))
+            if p.stem != "__init__"
+        )
+        + "clients = {'httpx', 'requests', 'aiohttp', 'urllib3', 'openai'}\n"
+        "print(cli, sorted(clients & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "[] []"
+
+
+def test_the_cli_loads_a_command_s_modules_only_when_it_runs() -> None:
+    code = (
+        "import json, sys, policyengine.cli\n"
+        "print(json.dumps([m for m in sys.modules if m.startswith('policyengine.cli')]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.removeprefix("policyengine.cli").lstrip(".") for name in json.loads(out.stdout)}
+    assert loaded == {"", "commands", "errors", "locate", "output", "parser"}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import policyengine as pe
-from policyengine._schema import SCHEMA_PATH, build_schema, schema_text
+from policyengine.cli.schema import SCHEMA_PATH, build_schema, schema_text
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
-from ._engine import Engine
-from ._locate import Locator
-from ._model import Action, Policy, PolicyTest, Response
-from ._records import make_failure
+from .._engine import Engine
+from .._model import Action, Policy, PolicyTest, Response
+from .._text import seconds
+from .failures import make_failure
+from .locate import Locator
 
-__all__ = ["Check", "Report", "Result", "run_tests"]
+__all__ = ["Check", "Report", "Result", "Trial", "run_test", "run_tests"]
 
 #: Delays are compared with this much slack (float rounding in the backoff math).
 DELAY_SLACK = 1e-9
@@ -30,7 +31,7 @@ def _show(value: object) -> str:
         low, high = value
         return f"{low:g}s" if low == high else f"{low:g}s-{high:g}s"
     if isinstance(value, float):
-        return f"{round(value, 3):g}s"
+        return f"{seconds(value)}s"
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
@@ -114,7 +115,14 @@ class Report:
         }
 
 
-def run_test(policy: Policy, test: PolicyTest, seed: int = 0) -> tuple[Action, tuple[Check, ...]]:
+class Trial(NamedTuple):
+    """One test run: the engine's action, and a check per expected key."""
+
+    action: Action
+    checks: tuple[Check, ...]
+
+
+def run_test(policy: Policy, test: PolicyTest, seed: int = 0) -> Trial:
     """Run one test; returns the action and a check per expected key."""
     engine = Engine(policy, rng=random.Random(seed))
     r = test.response
@@ -151,7 +159,7 @@ def run_test(policy: Policy, test: PolicyTest, seed: int = 0) -> tuple[Action, t
         checks.append(Check("fallback", e.fallback, action.fallback, e.fallback == action.fallback))
     if not checks:  # a test that checks nothing passes whatever the policy does
         checks.append(Check("expect", "at least one key", "none", False))
-    return action, tuple(checks)
+    return Trial(action, tuple(checks))
 
 
 def run_tests(
@@ -174,14 +182,14 @@ def run_tests(
         file, path = where.where(("tests", i))
         if only_files is not None and file not in only_files:
             continue
-        action, checks = run_test(policy, test, seed)
-        used.add(action.rule_id)
-        results.append(Result(test.name, file, path, checks, action))
+        trial = run_test(policy, test, seed)
+        used.add(trial.action.rule_id)
+        results.append(Result(test.name, file, path, trial.checks, trial.action))
     unexercised = tuple(
         r.id
         for r in policy.rules
         if r.enabled
         and r.id not in used
-        and (only_files is None or where.rule(r.id)[0] in only_files)
+        and (only_files is None or where.rule(r.id).file in only_files)
     )
     return Report(tuple(results), unexercised)

@@ -17,15 +17,12 @@ from typing import Any
 
 import attrs
 
-from ._engine import Engine
-from ._model import Action, ActionKind, Policy
-from ._records import Record
+from .._engine import Engine
+from .._model import Action, ActionKind, Policy
+from .._text import plural, seconds
+from .records import Record
 
 __all__ = ["Run", "Step", "simulate"]
-
-
-def _s(value: float) -> str:
-    return f"{round(value, 3):g}s"
 
 
 @attrs.frozen
@@ -73,22 +70,22 @@ class Run:
 
     def summary(self) -> str:
         n = len(self.steps)
-        attempts = f"{n} attempt{'s' * (n != 1)}"
+        attempts = plural(n, "attempt")
         last = self.steps[-1].action
         if self.outcome == "succeed":
-            text = f"succeed after {attempts}, {_s(self.waited)} waited"
+            text = f"succeed after {attempts}, {seconds(self.waited)}s waited"
         elif self.outcome == "fail":
             text = (
-                f"fail after {attempts}, {_s(self.waited)} waited: {last.classification} "
+                f"fail after {attempts}, {seconds(self.waited)}s waited: {last.classification} "
                 f"(rule {last.rule_id or '(none)'})"
             )
         else:
             text = (
-                f"the recording ends after {attempts} ({_s(self.waited)} waited) while the "
-                f"policy would {last.kind.value} after {_s(last.delay)}"
+                f"the recording ends after {attempts} ({seconds(self.waited)}s waited) while the "
+                f"policy would {last.kind.value} after {seconds(last.delay)}s"
             )
         if self.unused:
-            text += f"; {self.unused} record{'s' * (self.unused != 1)} not replayed"
+            text += f"; {plural(self.unused, 'record')} not replayed"
         return text
 
     def text(self) -> str:
@@ -101,15 +98,15 @@ class Run:
             if a.kind is ActionKind.FALLBACK and a.fallback:
                 note = f"next model {a.fallback}"
             elif a.kind is ActionKind.FAIL and a.delay > 0:
-                note = f"server asked for {_s(a.delay)}"
+                note = f"server asked for {seconds(a.delay)}s"
             rows.append(
                 (
                     str(step.attempt),
                     what,
                     a.rule_id or "(none)",
                     a.kind.value,
-                    _s(a.delay) if a.should_retry else "-",
-                    _s(step.waited),
+                    f"{seconds(a.delay)}s" if a.should_retry else "-",
+                    f"{seconds(step.waited)}s",
                     note,
                 )
             )

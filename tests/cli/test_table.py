@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import policyengine as pe
-from policyengine._table import render_html, render_markdown, table_data
+from policyengine.cli.table import render_html, render_markdown, table_data
 
 #: The "HTTP Status Codes" table of the gateway's "Error Codes" page.
 SEED_ROWS = [

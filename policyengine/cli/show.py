@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
 import tomli_w
 
-from ._dumping import policy_to_dict
-from ._keypath import format_path
-from ._locate import display_file
-from ._model import Policy
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+from .._compat import tomllib
+from .._dumping import policy_to_dict
+from .._model import Policy
+from .locate import KeyPath, Locator, display_file, nearest
 
 __all__ = ["show_json", "show_toml"]
-
-KeyPath = tuple[str | int, ...]
 
 _KEY = re.compile(r'([A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*") = ')
 
@@ -40,23 +32,16 @@ def _header_path(line: str) -> tuple[KeyPath, bool]:
     return tuple(path), line.startswith("[[")
 
 
-class _Origins:
-    def __init__(self, policy: Policy) -> None:
-        self.origins = policy.origins
-
-    def of(self, path: KeyPath) -> str | None:
-        for n in range(len(path), 0, -1):
-            found = self.origins.get(format_path(path[:n]))
-            if found is not None:
-                return found
-        return None
-
-
 def show_toml(policy: Policy) -> str:
     """The merged policy as TOML that loads back (with ``default=False``) to an
     equal policy; a value an override layer set ends with ``# from FILE``."""
     base = policy.sources[0] if policy.sources else None
-    origins = _Origins(policy)
+    locator = Locator(policy)
+
+    def origin(path: KeyPath) -> str | None:
+        found = locator.origin(path)
+        return None if found is None else found.file
+
     text = tomli_w.dumps(policy_to_dict(policy))
     out = []
     layers = [display_file(f) for f in policy.sources]
@@ -83,11 +68,9 @@ def show_toml(policy: Policy) -> str:
                 elif prefix in counters and n < len(names) - 1:
                     path.append(counters[prefix])
             table = tuple(path)
-            parent_origin = next(
-                (seen[table[:n]] for n in range(len(table) - 1, 0, -1) if table[:n] in seen),
-                base,
-            )
-            found = origins.of(table)
+            parent = nearest(table[:-1], seen.__contains__)
+            parent_origin = base if parent is None else seen[parent]
+            found = origin(table)
             table_origin = found if found is not None else parent_origin
             seen[table] = table_origin
             if found is not None and found != parent_origin:
@@ -97,7 +80,7 @@ def show_toml(policy: Policy) -> str:
             if m is not None:
                 key = m.group(1)
                 name = json.loads(key) if key.startswith('"') else key
-                found = origins.of((*table, name))
+                found = origin((*table, name))
                 # An override names the rule (test) it changes: not a change.
                 identity = len(table) == 2 and (table[0], name) in (
                     ("rules", "id"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import policyengine as pe
-from policyengine._records import read_records
-from policyengine._simulate import simulate
+from policyengine.cli.records import read_records
+from policyengine.cli.simulate import simulate
 
 PLAIN = '[defaults.backoff]\njitter = "none"\n'
 

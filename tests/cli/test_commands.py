@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import policyengine as pe
-from policyengine._cli import build_parser, main
+from policyengine.cli import build_parser, main
 
 Run = Callable[..., tuple[int, str, str]]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import policyengine as pe
-from policyengine._selftest import run_test, run_tests
+from policyengine.cli.selftest import run_test, run_tests
 
 SEED_STATUSES = {200, 400, 401, 403, 429, 500, 502, 503}
 SEED_CODES = {

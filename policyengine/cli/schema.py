@@ -21,8 +21,8 @@ from typing import Any
 
 import attrs
 
-from . import _model
-from ._model import (
+from .. import _model
+from .._model import (
     Attempts,
     Method,
     Multiplier,
@@ -34,12 +34,12 @@ from ._model import (
     Template,
     TransportKind,
 )
-from ._transport import TRANSPORT_FAMILIES
+from .._transport import TRANSPORT_FAMILIES
 
 __all__ = ["SCHEMA_PATH", "build_schema", "schema_text"]
 
 #: The shipped schema file.
-SCHEMA_PATH = Path(__file__).resolve().parent / "policy.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "policy.schema.json"
 
 #: Keys an override layer must still give: what it merges by.
 _REQUIRED = {"Rule": ["id"], "PolicyTest": ["name"]}

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import html
 import re
-import string
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
-from ._model import ActionKind, Policy, Rule
+from .._model import ActionKind, Policy, Rule
+from .._text import parse_template
 
 __all__ = ["render_html", "render_markdown", "table_data"]
 
@@ -61,14 +61,14 @@ def _fill(text: str, status: str | None = None) -> str:
     """A template with its placeholders as a document writes them: ``{status}``
     as the row's status, anything else as ``xxx``; ``{{`` / ``}}`` as braces."""
     try:
-        parts = list(string.Formatter().parse(text))
+        parts = parse_template(text)
     except ValueError:  # pragma: no cover - the loader checked the template
         return text
     out = []
-    for literal, field, _, _ in parts:
-        out.append(literal)
-        if field is not None:
-            out.append(status if field == "status" and status is not None else "xxx")
+    for part in parts:
+        out.append(part.literal)
+        if part.field is not None:
+            out.append(status if part.field == "status" and status is not None else "xxx")
     return "".join(out)
 
 
@@ -157,10 +157,17 @@ def _backoff(rule: Rule) -> str:
     return text + f", at most {b.max_delay:g}s, {b.jitter.value} jitter"
 
 
-def _rows(policy: Policy) -> tuple[list[StatusRow], list[CodeEntry], list[RetryRow]]:
+class _Sections(NamedTuple):
+    """The three parts of the documentation, in the order they are shown."""
+
+    statuses: list[StatusRow]
+    codes: list[CodeEntry]
+    retry: list[RetryRow]
+
+
+def _sections(policy: Policy) -> _Sections:
     enabled = [r for r in policy.rules if r.enabled]
     rows = [_status_row(r) for r in enabled if _status_only(r)]
-    # Exact statuses first, in order, then classes and ranges.
     # Exact statuses first, in order; then classes and ranges.
     rows.sort(
         key=lambda row: (
@@ -186,7 +193,7 @@ def _rows(policy: Policy) -> tuple[list[StatusRow], list[CodeEntry], list[RetryR
             otherwise = "retry" if rule.retryable else "fail"
             action = f"switch to the next fallback model (else {otherwise})"
         retry.append(RetryRow(rule_id, label, action, rule.max_attempts, _backoff(rule)))
-    return rows, codes, retry
+    return _Sections(rows, codes, retry)
 
 
 def _hint_note(policy: Policy) -> str:
@@ -201,12 +208,12 @@ def _hint_note(policy: Policy) -> str:
 
 def table_data(policy: Policy) -> dict[str, Any]:
     """The documentation as data (``table --format json``)."""
-    rows, codes, retry = _rows(policy)
+    doc = _sections(policy)
     return {
         "description": policy.description,
-        "statuses": [attrs.asdict(r) for r in rows],
-        "codes": [{**attrs.asdict(c), "aliases": list(c.aliases)} for c in codes],
-        "retry": [attrs.asdict(r) for r in retry],
+        "statuses": [attrs.asdict(r) for r in doc.statuses],
+        "codes": [{**attrs.asdict(c), "aliases": list(c.aliases)} for c in doc.codes],
+        "retry": [attrs.asdict(r) for r in doc.retry],
         "hints": _hint_note(policy),
     }
 
@@ -217,7 +224,7 @@ def _cell(text: str) -> str:
 
 def render_markdown(policy: Policy) -> str:
     """The documentation as Markdown."""
-    rows, codes, retry = _rows(policy)
+    doc = _sections(policy)
     out = ["# Error Codes", ""]
     if policy.description:
         out += [policy.description, ""]
@@ -227,9 +234,9 @@ def render_markdown(policy: Policy) -> str:
         "| Status Code | Meaning | Recommended Action |",
         "| --- | --- | --- |",
     ]
-    out += [f"| {_cell(r.status)} | {_cell(r.meaning)} | {_cell(r.action)} |" for r in rows]
+    out += [f"| {_cell(r.status)} | {_cell(r.meaning)} | {_cell(r.action)} |" for r in doc.statuses]
     out += ["", "## Common Errors and Solutions", ""]
-    for c in codes:
+    for c in doc.codes:
         out += [f"### {c.code}", "", c.message, ""]
         if c.cause:
             out += [f"Cause: {c.cause}", ""]
@@ -237,7 +244,7 @@ def render_markdown(policy: Policy) -> str:
             out += [f"Solution: {c.solution}", ""]
         if c.aliases:
             out += ["Also sent as: " + ", ".join(f"`{a}`" for a in c.aliases) + ".", ""]
-    if retry:
+    if doc.retry:
         out += [
             "## Retry Strategy",
             "",
@@ -246,7 +253,7 @@ def render_markdown(policy: Policy) -> str:
         ]
         out += [
             f"| {_cell(r.applies_to)} | {_cell(r.action)} | {r.max_attempts} | {_cell(r.backoff)} |"
-            for r in retry
+            for r in doc.retry
         ]
         note = _hint_note(policy)
         out += ["", note, ""] if note else [""]
@@ -255,7 +262,7 @@ def render_markdown(policy: Policy) -> str:
 
 def render_html(policy: Policy) -> str:
     """The documentation as an HTML fragment."""
-    rows, codes, retry = _rows(policy)
+    doc = _sections(policy)
     e = html.escape
     out = ["<h1>Error Codes</h1>"]
     if policy.description:
@@ -268,10 +275,10 @@ def render_html(policy: Policy) -> str:
     ]
     out += [
         f"<tr><td>{e(r.status)}</td><td>{e(r.meaning)}</td><td>{e(r.action)}</td></tr>"
-        for r in rows
+        for r in doc.statuses
     ]
     out += ["</tbody>", "</table>", "<h2>Common Errors and Solutions</h2>"]
-    for c in codes:
+    for c in doc.codes:
         out += [f'<h3 id="{e(c.code)}">{e(c.code)}</h3>', f"<p>{e(c.message)}</p>"]
         if c.cause:
             out.append(f"<p>Cause: {e(c.cause)}</p>")
@@ -280,7 +287,7 @@ def render_html(policy: Policy) -> str:
         if c.aliases:
             names = ", ".join(f"<code>{e(a)}</code>" for a in c.aliases)
             out.append(f"<p>Also sent as: {names}.</p>")
-    if retry:
+    if doc.retry:
         out += [
             "<h2>Retry Strategy</h2>",
             "<table>",
@@ -291,7 +298,7 @@ def render_html(policy: Policy) -> str:
         out += [
             f"<tr><td>{e(r.applies_to)}</td><td>{e(r.action)}</td><td>{r.max_attempts}</td>"
             f"<td>{e(r.backoff)}</td></tr>"
-            for r in retry
+            for r in doc.retry
         ]
         out += ["</tbody>", "</table>"]
         note = _hint_note(policy)

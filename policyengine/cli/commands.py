@@ -1,0 +1,393 @@
+"""The ``policyengine`` commands, one function each (check, explain, show,
+table, test, simulate, schema), and ``main()``.
+
+Exit codes: 0 = ok; 1 = problems found (a policy or an input that is
+unusable, lint errors, failing self-tests); 2 = the command line itself is
+wrong. A user's mistake is reported as ``file: where: what`` lines on stderr,
+never as a traceback. ``main()`` is the one place that maps errors to exit codes.
+
+A command imports what only it needs (lint, recordings, the schema builder...)
+when it runs, so that ``policyengine --help`` loads none of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .._engine import Engine
+from .._errors import PolicyError, Problem
+from .._loading import load_policy
+from .._model import Action, Policy, Response
+from .._text import plural, seconds
+from .errors import InputError, OutputError, UsageError
+from .locate import Locator, display_file
+from .output import err, flush, out, out_json, silence, write
+from .parser import PROG, build_parser
+
+__all__ = ["COMMANDS", "action_dict", "main"]
+
+
+# --- Shared steps ------------------------------------------------------------------
+
+
+def _layers(args: argparse.Namespace) -> list[str]:
+    return [*args.policy, *getattr(args, "files", [])]
+
+
+def _load(args: argparse.Namespace) -> Policy:
+    return load_policy(*_layers(args), env=not args.no_env)
+
+
+def _read_file(path: str) -> bytes:
+    if path == "-":
+        return _stdin()
+    try:
+        return Path(path).read_bytes()
+    except IsADirectoryError:
+        raise InputError([f"{path}: cannot read: it is a directory"]) from None
+    except OSError as e:
+        raise InputError([f"{path}: cannot read: {e.strerror or e}"]) from None
+
+
+def _stdin() -> bytes:
+    stream = sys.stdin
+    if stream is None:
+        return b""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        data: bytes = buffer.read()
+        return data
+    return stream.read().encode("utf-8", "surrogateescape")
+
+
+def _clock(record_now: float | None) -> Callable[[], float]:
+    if record_now is None:
+        return time.time
+    return lambda: record_now
+
+
+def _where(locator: Locator, rule_id: str) -> dict[str, str] | None:
+    if not rule_id:
+        return None
+    at = locator.rule(rule_id)
+    return {"file": at.file, "path": at.path}
+
+
+def action_dict(action: Action, locator: Locator) -> dict[str, Any]:
+    """An action as the stable JSON of ``explain --format json``."""
+    error = action.error
+    return {
+        "kind": action.kind.value,
+        "delay": action.delay,
+        "classification": action.classification,
+        "retryable": action.retryable,
+        "rule": action.rule_id or None,
+        "rule_source": _where(locator, action.rule_id),
+        "fallback": action.fallback,
+        "status": action.status,
+        "transport": action.transport,
+        "error": (
+            None
+            if error is None
+            else {
+                "message": error.message,
+                "type": error.type,
+                "code": error.code,
+                "param": error.param,
+            }
+        ),
+        "remediation": action.remediation,
+        "explanation": list(action.reasons),
+    }
+
+
+# --- explain -----------------------------------------------------------------------
+
+
+class _Given(NamedTuple):
+    """What ``explain`` decides: a response or a network failure, the Unix
+    time it was received (None: unknown, now), and the request method."""
+
+    subject: Response | BaseException
+    received: float | None
+    method: str | None
+
+
+def _explain_subject(args: argparse.Namespace) -> _Given:
+    """What the flags, or stdin, give ``explain`` to decide."""
+    if args.transport is not None:
+        from .failures import make_failure
+
+        if args.header or args.body is not None or args.body_file is not None:
+            raise UsageError(
+                "--header, --body and --body-file describe a response, not --transport"
+            )
+        return _Given(make_failure(args.transport), None, args.method)
+    if args.status is not None:
+        from .records import response_date
+
+        body = _read_file(args.body_file) if args.body_file is not None else b""
+        if args.body is not None:
+            body = args.body.encode("utf-8", "surrogateescape")
+        response = Response(args.status, args.header, body, args.method)
+        return _Given(response, response_date(response), args.method)
+    if args.header or args.body is not None or args.body_file is not None:
+        raise UsageError("--header, --body and --body-file need --status")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError(
+            "give --status or --transport, or pipe a raw HTTP response in "
+            "(curl -si URL | policyengine explain)"
+        )
+    from .rawhttp import parse_raw_http
+    from .records import read_records, response_date
+
+    data = _stdin()
+    if data.lstrip()[:1] == b"{":
+        records = read_records(data, "<stdin>")
+        if len(records) > 1:
+            raise InputError(
+                [
+                    f"<stdin>: expected one response, got {len(records)} "
+                    "(policyengine simulate replays a sequence)"
+                ]
+            )
+        record = records[0]
+        return _Given(record.subject(), record.now, args.method or record.method)
+    response = parse_raw_http(data, "<stdin>")
+    return _Given(response, response_date(response), args.method)
+
+
+def explain(args: argparse.Namespace) -> int:
+    """``explain``: decide one response and print the action with its reasons; 0."""
+    policy = _load(args)
+    given = _explain_subject(args)
+    engine = Engine(policy, clock=_clock(given.received), rng=random.Random(args.seed))
+    action = engine.evaluate(
+        given.subject, args.attempt, args.elapsed, model=args.model, method=given.method
+    )
+    locator = Locator(policy)
+    if args.format == "json":
+        out_json(action_dict(action, locator))
+        return 0
+    rows = [
+        ("action", action.kind.value),
+        ("delay", f"{seconds(action.delay)}s"),
+        ("classification", action.classification),
+        ("retryable", "true" if action.retryable else "false"),
+    ]
+    if action.rule_id:
+        rows.append(("rule", f"{action.rule_id} ({locator.rule(action.rule_id)})"))
+    else:
+        rows.append(("rule", "(none)"))
+    if action.fallback is not None:
+        rows.append(("fallback", action.fallback))
+    error = action.error
+    if error is not None:
+        parts = [
+            f"{name} {value!r}" for name in ("code", "type") if (value := getattr(error, name))
+        ]
+        text = ", ".join(parts)
+        if error.message:
+            text = f"{text}: {error.message}" if text else error.message
+        rows.append(("error", text))
+    if action.remediation:
+        rows.append(("remediation", action.remediation))
+    for key, value in rows:
+        out(f"{key + ':':<16}{value}")
+    out("explanation:")
+    for reason in action.reasons:
+        out(f"  {reason}")
+    return 0
+
+
+# --- the other commands --------------------------------------------------------------
+
+
+def check(args: argparse.Namespace) -> int:
+    """``check``: load and lint the layers; 1 on an error (or a warning, with --strict)."""
+    from .lint import Finding, lint
+
+    findings: list[Finding]
+    policy: Policy | None = None
+    try:
+        policy = _load(args)
+    except PolicyError as e:
+        findings = [
+            Finding("error", "invalid", display_file(p.file), p.path, p.message) for p in e.problems
+        ]
+    else:
+        findings = lint(policy)
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = len(findings) - errors
+    failed = errors > 0 or (args.strict and warnings > 0)
+    if args.format == "json":
+        out_json(
+            {
+                "ok": not failed,
+                "errors": errors,
+                "warnings": warnings,
+                "findings": [f.as_dict() for f in findings],
+            }
+        )
+        return 1 if failed else 0
+    for f in findings:
+        out(str(f))
+    if findings:
+        out(f"{plural(errors, 'error')}, {plural(warnings, 'warning')}")
+    elif policy is not None:
+        tests = plural(len(policy.tests), "test")
+        out(f"ok: {len(policy.rules)} rules, {tests}, no problems found")
+    return 1 if failed else 0
+
+
+def show(args: argparse.Namespace) -> int:
+    """``show``: print the merged policy, each override marked with its file; 0."""
+    from .show import show_json, show_toml
+
+    policy = _load(args)
+    if args.format == "json":
+        out_json(show_json(policy))
+    else:
+        write(show_toml(policy))
+    return 0
+
+
+def table(args: argparse.Namespace) -> int:
+    """``table``: print the policy as error-code documentation; 0."""
+    from .table import render_html, render_markdown, table_data
+
+    policy = _load(args)
+    if args.format == "json":
+        out_json(table_data(policy))
+    elif args.format == "html":
+        write(render_html(policy))
+    else:
+        write(render_markdown(policy))
+    return 0
+
+
+def test(args: argparse.Namespace) -> int:
+    """``test``: run the ``[[tests]]``; 1 if one fails (or none exist, with --fail-on-empty)."""
+    from .selftest import run_tests
+
+    policy = _load(args)
+    locator = Locator(policy)
+    only = None
+    if args.own:
+        only = {display_file(f) for f in _layers(args)}
+    report = run_tests(policy, seed=args.seed, locator=locator, only_files=only)
+    empty = not report.results
+    failed = report.failed > 0 or (empty and args.fail_on_empty)
+    if args.format == "json":
+        data = report.as_dict()
+        data["ok"] = not failed
+        out_json(data)
+        return 1 if failed else 0
+    for result in report.results:
+        out(result.line())
+        for failing in (c for c in result.checks if not c.ok):
+            out(f"    {failing.line()}")
+    if report.unexercised:
+        out(f"rules no test exercises ({len(report.unexercised)}):")
+        for rule_id in report.unexercised:
+            out(f"  {rule_id} ({locator.rule(rule_id)})")
+    if empty:
+        out("no tests: add [[tests]] entries to a policy file")
+    else:
+        out(f"{report.passed} passed, {report.failed} failed")
+    return 1 if failed else 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """``simulate``: replay a recording through the policy, print the schedule; 0."""
+    from .records import read_records
+    from .simulate import simulate as replay
+
+    policy = _load(args)
+    source = "<stdin>" if args.recording == "-" else args.recording
+    records = read_records(_read_file(args.recording), source, url=args.url)
+    if args.url is not None and all(r.url is None for r in records):
+        # Only a HAR entry records its URL: JSON Lines would be replayed unfiltered.
+        raise UsageError(f"--url filters the entries of a HAR file; {source} is JSON Lines")
+    run = replay(policy, records, seed=args.seed, model=args.model)
+    if args.format == "json":
+        out_json(run.as_dict())
+    else:
+        write(run.text())
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    """``schema``: print the policy JSON Schema (``--path``: where its file is); 0."""
+    from .schema import SCHEMA_PATH, schema_text
+
+    if args.path:
+        out(str(SCHEMA_PATH))
+    else:
+        write(schema_text())
+    return 0
+
+
+#: The function of each command of ``build_parser()``, by name.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check": check,
+    "explain": explain,
+    "show": show,
+    "table": table,
+    "test": test,
+    "simulate": simulate,
+    "schema": schema,
+}
+
+
+# --- main ----------------------------------------------------------------------------
+
+
+def _problem_line(problem: Problem) -> str:
+    return str(Problem(display_file(problem.file), problem.path, problem.message))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 problems, 2 usage)."""
+    try:
+        code = _main(argv)
+        flush()
+    except OutputError as e:
+        err(f"{PROG}: error: cannot write the output: {e}")
+        return 1
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help / --version exit 0, a usage error 2
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except BrokenPipeError:
+        # --help / --version into a reader that left: argparse on Python 3.10
+        # lets this escape (3.11 ignores it). What it prints goes to stdout only.
+        silence(sys.stdout)
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        args.parser.print_usage(sys.stderr)
+        err(f"{args.parser.prog}: error: {e}")
+        return 2
+    except PolicyError as e:
+        for problem in e.problems:
+            err(_problem_line(problem))
+        return 1
+    except InputError as e:
+        for line in e.lines:
+            err(line)
+        return 1
+    except KeyboardInterrupt:
+        return 130
