@@ -37,6 +37,8 @@ RANK = {
     "_delay": 5,
     "_explain": 6,
     "_engine": 7,
+    # the governor: shared state the driver consults (a subpackage, keyed by dotted path)
+    "_governor": 8,
     # running calls
     "_results": 3,
     "_overrides": 4,
@@ -73,33 +75,67 @@ def _type_checking_only(tree: ast.Module) -> set[int]:
     return skip
 
 
+def module_name(path: Path) -> str:
+    """The RANK key of a module: ``_delay``, ``_governor._ratelimit``, and ``_governor``
+    for a subpackage's ``__init__`` (the package's own ``__init__`` stays ``__init__``)."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.joinpath(*name.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
 def local_imports(path: Path) -> set[str]:
+    """The RANK keys of the modules ``path`` imports relatively (``from .x``, ``from ..x``)."""
     found = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skip = _type_checking_only(tree)
+    package = list(path.relative_to(PACKAGE).parent.parts)
     for node in ast.walk(tree):
-        if id(node) in skip:
+        if id(node) in skip or not isinstance(node, ast.ImportFrom) or node.level == 0:
             continue
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.add(node.module.split(".")[0])
-            else:  # from . import x
-                found.update(a.name for a in node.names if (PACKAGE / f"{a.name}.py").exists())
+        base = package[: len(package) - (node.level - 1)]
+        if node.module:
+            parts = [*base, *node.module.split(".")]
+            # the longest prefix that is a module of ours: _governor._ratelimit, not .Reading
+            while len(parts) > 1 and not _is_module(".".join(parts)):
+                parts.pop()
+            found.add(".".join(parts))
+        else:  # from . import x
+            found.update(
+                ".".join([*base, a.name])
+                for a in node.names
+                if _is_module(".".join([*base, a.name]))
+            )
     return found
 
 
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
 def test_every_module_has_a_rank() -> None:
-    assert {p.stem for p in PACKAGE.glob("*.py")} == set(RANK)
+    assert {module_name(p) for p in modules()} == set(RANK)
 
 
 def test_imports_flow_one_way() -> None:
     wrong = [
-        f"{path.stem} imports {name}"
-        for path in sorted(PACKAGE.glob("*.py"))
+        f"{module_name(path)} imports {name}"
+        for path in modules()
         for name in sorted(local_imports(path))
-        if RANK[name] >= RANK[path.stem] and path.stem != "__init__"
+        if RANK[name] >= RANK[module_name(path)] and module_name(path) != "__init__"
     ]
     assert wrong == []
+
+
+def test_a_subpackage_is_ranked_by_its_dotted_path() -> None:
+    assert module_name(PACKAGE / "_governor" / "__init__.py") == "_governor"
+    assert module_name(PACKAGE / "_governor" / "x.py") == "_governor.x"
+    assert module_name(PACKAGE / "__init__.py") == "__init__"
 
 
 def test_the_core_imports_no_client_library() -> None:
