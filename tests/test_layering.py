@@ -38,6 +38,7 @@ RANK = {
     "_explain": 6,
     "_engine": 7,
     # the governor: shared state the driver consults (a subpackage, keyed by dotted path)
+    "_governor._ratelimit": 6,
     "_governor": 8,
     # running calls
     "_results": 3,
@@ -136,6 +137,12 @@ def test_a_subpackage_is_ranked_by_its_dotted_path() -> None:
     assert module_name(PACKAGE / "_governor" / "__init__.py") == "_governor"
     assert module_name(PACKAGE / "_governor" / "x.py") == "_governor.x"
     assert module_name(PACKAGE / "__init__.py") == "__init__"
+
+
+def test_local_imports_resolve_subpackages() -> None:
+    ratelimit = PACKAGE / "_governor" / "_ratelimit.py"
+    assert {"_delay", "_model"} <= local_imports(ratelimit)
+    assert all(name in RANK for name in local_imports(ratelimit))
 
 
 def test_the_core_imports_no_client_library() -> None:
