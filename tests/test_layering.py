@@ -44,6 +44,17 @@ RANK = {
     "_results": 3,
     "_overrides": 4,
     "_testing": 8,
+    # the governor (shared state per key), below the driver
+    "_governor._keys": 2,
+    "_governor._signals": 0,
+    "_governor._ratelimit": 6,
+    "_governor._limiter": 7,
+    "_governor._breaker": 2,
+    "_governor._budget": 2,
+    "_governor._sticky": 2,
+    "_governor._store": 8,
+    "_governor._governor": 8,
+    "_governor.__init__": 8,
     "_driver": 9,
     "_adapting": 10,
     "testing": 10,
@@ -154,6 +165,11 @@ def test_imports_flow_one_way() -> None:
 def test_local_imports_reads_the_cli_package() -> None:
     assert local_imports(PACKAGE / "cli" / "lint.py") >= {"_matching", "cli.locate"}
     assert "cli.__init__" in local_imports(PACKAGE / "__main__.py")
+
+
+def test_local_imports_read_the_governor_package() -> None:
+    assert {"_delay", "_model"} <= local_imports(PACKAGE / "_governor" / "_ratelimit.py")
+    assert "_governor.__init__" in local_imports(PACKAGE / "_driver.py")
 
 
 def test_the_core_imports_no_client_library_nor_the_cli() -> None:

@@ -1,0 +1,1 @@
+"""The traffic governor (shared state for callers of one client)."""
