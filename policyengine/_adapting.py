@@ -1,29 +1,95 @@
-"""What every client adapter shares: the request-body model swap, when to
-read a response body, and the one way to get a driver from the keywords every
-adapter takes (``engine=`` or ``driver=``). No client library is imported here.
+"""What every client adapter shares: the one way to get a driver from the
+keywords every adapter takes (``engine=``, ``driver=``, ``governor=``), where a
+request goes (for the governor's key), what to hand back when the governor
+refuses to send, the request-body model swap, and when to read a response
+body. No client library is imported here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
 
 from ._driver import Driver
 from ._engine import Engine
+from ._governor import Deny, Destination, Governor, credential_fingerprint
+from ._model import Response
 
-__all__ = ["body_model", "driver_for", "swap_model", "wants_body"]
+__all__ = [
+    "REFUSED_HEADER",
+    "body_model",
+    "destination",
+    "driver_for",
+    "refusal",
+    "swap_model",
+    "wants_body",
+]
+
+#: A header on every response the governor made up or replayed instead of
+#: sending: ``sticky`` (an earlier answer replayed), ``circuit`` or ``rate_limit``.
+REFUSED_HEADER = "x-policyengine-refused"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def driver_for(engine: Engine | None, driver: Driver | None) -> Driver:
+def driver_for(
+    engine: Engine | None, driver: Driver | None, governor: Governor | None = None
+) -> Driver:
     """The driver an adapter runs its calls with.
 
     Raises:
-        TypeError: Both were given (a driver has its own engine).
+        TypeError: ``driver`` with ``engine`` or ``governor`` (a driver has its own).
     """
-    if driver is not None and engine is not None:
-        raise TypeError("pass engine= or driver=, not both (a driver has its own engine)")
     if driver is not None:
+        if engine is not None or governor is not None:
+            raise TypeError(
+                "pass engine= (and governor=) or driver=, not both: "
+                "a driver has its own engine and governor"
+            )
         return driver
-    return Driver(engine) if engine is not None else Driver()
+    engine = engine if engine is not None else Engine()
+    return Driver(engine) if governor is None else Driver(engine, governor=governor)
+
+
+def destination(url: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Destination:
+    """Where a request goes: ``scheme://host:port`` and its credential's fingerprint."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+        host = f"{scheme}://{parts.hostname or ''}:{port}"
+    except ValueError:  # a port that is not a number
+        host = ""
+    return Destination(host, credential_fingerprint(headers))
+
+
+def refusal(deny: Deny) -> Response:
+    """What a caller gets when the governor refuses to send: the answer that
+    made the key sticky, replayed, or a made-up error response in the
+    gateway's error format (503 for an open circuit, 429 for a send slot past
+    the deadline), marked with ``REFUSED_HEADER``."""
+    if deny.response is not None:
+        replayed = deny.response
+        headers = [(n, v) for n, values in replayed.headers.items() for v in values]
+        headers.append((REFUSED_HEADER, "sticky"))
+        return Response(replayed.status, headers, replayed.body, replayed.method)
+    action = deny.action
+    limited = action.classification == "rate_limit"
+    body = json.dumps(
+        {
+            "error": {
+                "message": action.remediation,
+                "type": "policyengine_refused",
+                "code": "rate_limit" if limited else "circuit_open",
+            }
+        }
+    )
+    made_up = {
+        "content-type": "application/json",
+        REFUSED_HEADER: "rate_limit" if limited else "circuit",
+    }
+    return Response(429 if limited else 503, made_up, body)
 
 
 #: A request body larger than this is not parsed for its model (it is sent as it is).

@@ -24,9 +24,11 @@ from ._keypath import KeyPath, kind_of, show_value, suggest
 from ._model import (
     PLACEHOLDERS,
     ActionKind,
+    Amount,
     Attempts,
     HintFormat,
     Jitter,
+    KeyPart,
     LongHint,
     Method,
     Multiplier,
@@ -253,6 +255,7 @@ def _is(alias: object) -> Callable[[Any], bool]:
 def _make_converter() -> cattrs.Converter:
     c = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     c.register_structure_hook(Seconds, lambda v, _: Seconds(_number(v, 0.0, "a number >= 0")))
+    c.register_structure_hook(Amount, lambda v, _: Amount(_number(v, 0.0, "a number >= 0")))
     c.register_structure_hook(Multiplier, lambda v, _: Multiplier(_number(v, 1.0, "a number >= 1")))
     c.register_structure_hook(Attempts, lambda v, _: Attempts(_whole(v, 1)))
     c.register_structure_hook(Name, _name)
@@ -275,7 +278,7 @@ def _make_converter() -> cattrs.Converter:
     ]
     for alias, hook in generic:
         c.register_structure_hook_func(_is(alias), hook)
-    enums: tuple[type[enum.Enum], ...] = (ActionKind, Jitter, LongHint, HintFormat)
+    enums: tuple[type[enum.Enum], ...] = (ActionKind, Jitter, LongHint, HintFormat, KeyPart)
     for enum_type in enums:
         c.register_structure_hook(enum_type, _enum_hook(enum_type))
     return c

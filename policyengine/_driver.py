@@ -19,26 +19,30 @@ written twice on purpose: the sync and async twins (``run`` / ``arun``,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
 import backoff
-from backoff.types import Details
 
+from ._clients import coerce_response
 from ._engine import Engine
 from ._errors import give_up_message, what_came_back
-from ._model import Action, ActionKind
+from ._governor import Deny, Destination, Go, Governor, Ticket
+from ._governor._governor import Admission
+from ._model import Action, ActionKind, AmendedDetails, Response
 from ._overrides import Override, current_override, tighten
 from ._redact import redact
 from ._results import Attempt, Decision, Hook, Outcome
 from ._testing import TestingMode, current_testing
 from ._text import seconds
 
-__all__ = ["LOG_FIELDS", "LOGGER", "CallClock", "Driver"]
+__all__ = ["LOGGER", "LOG_FIELDS", "MAX_HELD", "CallClock", "CallOptions", "Driver"]
 
 T = TypeVar("T")
 
@@ -102,6 +106,76 @@ class CallClock:
             return 0.0
         return seconds
 
+    def hold(self, seconds: float) -> float:
+        """Count a wait the governor imposed; the seconds to really sleep."""
+        self.waited += seconds
+        if self.testing is not None:
+            self.testing.record_hold(seconds)
+            return 0.0
+        return seconds
+
+    def now(self) -> float:
+        """The governor's time: the clock, plus what testing mode did not sleep."""
+        if self.testing is not None:
+            return self.clock() + self.testing.skipped
+        return self.clock()
+
+
+#: With no deadline (``max_elapsed = 0``), a call is held by the governor at
+#: most this long in all (seconds): an outage does not hang it for ever.
+MAX_HELD = 300.0
+
+
+@attrs.frozen
+class CallOptions(Generic[T]):
+    """What an adapter tells the driver about a call, beyond the attempt itself."""
+
+    discard: Callable[[T], object] | None = None
+    destination: Destination | None = None
+    refused: Callable[[Deny], T] | None = None
+
+
+def _admit_sync(call: _Call[Any], attempt: Attempt) -> Deny | None:
+    """Wait until the governor lets this attempt go (None), or its refusal."""
+    while True:
+        admission = call.admit(attempt)
+        if admission is None:
+            return None
+        if isinstance(admission, Deny):
+            return admission
+        if isinstance(admission, Go):
+            pause = call.hold(admission.wait)
+            if pause > 0.0:
+                time.sleep(pause)
+            return None
+        if admission.signal is not None:  # the probe's answer: real I/O, not a policy wait
+            admission.signal.wait(admission.wait)
+        else:
+            pause = call.hold(admission.wait)
+            if pause > 0.0:
+                time.sleep(pause)
+
+
+async def _admit_async(call: _Call[Any], attempt: Attempt) -> Deny | None:
+    """The async ``_admit_sync``."""
+    while True:
+        admission = call.admit(attempt)
+        if admission is None:
+            return None
+        if isinstance(admission, Deny):
+            return admission
+        if isinstance(admission, Go):
+            pause = call.hold(admission.wait)
+            if pause > 0.0:
+                await asyncio.sleep(pause)
+            return None
+        if admission.signal is not None:
+            await admission.signal.wait_async(admission.wait)
+        else:
+            pause = call.hold(admission.wait)
+            if pause > 0.0:
+                await asyncio.sleep(pause)
+
 
 @attrs.define
 class _Call(Generic[T]):
@@ -114,13 +188,69 @@ class _Call(Generic[T]):
     view: Callable[[T], object] | None
     clock: CallClock
     fallback: bool
+    options: CallOptions[T]
     history: list[Decision] = attrs.field(factory=list)
+    last: _Step[T] | None = None
+    ticket: Ticket | None = None
+    notes: list[str] = attrs.field(factory=list)
+    held: float = 0.0
 
     def elapsed(self) -> float:
         return self.clock.elapsed()
 
     def attempt(self) -> Attempt:
         return Attempt(len(self.history) + 1, self.model, self.elapsed())
+
+    # --- the governor ------------------------------------------------------------
+
+    def admit(self, attempt: Attempt) -> Admission | None:
+        """Ask the governor about this attempt (None: there is none)."""
+        governor = self.driver.governor
+        if governor is None or not governor.enabled:
+            return None
+        now = self.clock.now()
+        previous = self.last.decision.action.rule_id if self.last is not None else ""
+        limit = self.driver.engine.max_elapsed(previous)
+        tighter = (self.override or Override()).merge(current_override()).max_elapsed
+        if tighter is not None:
+            limit = min(limit, tighter) if limit else tighter
+        remaining = (limit - self.elapsed()) if limit else MAX_HELD - self.held
+        where = self.options.destination or Destination()
+        key = governor.key(where.host, where.credential, attempt.model)
+        jitter = self.driver.engine.rng.random()
+        admission = governor.admit(
+            key, now, retry=attempt.number > 1, deadline_at=now + remaining, jitter=jitter
+        )
+        if isinstance(admission, Go):
+            self.ticket = admission.ticket
+        if not isinstance(admission, Deny) and admission.note:
+            self.notes.append(admission.note)
+        return admission
+
+    def hold(self, seconds: float) -> float:
+        """The seconds to really sleep for a governor wait (0 in testing mode)."""
+        self.held += seconds
+        return self.clock.hold(seconds)
+
+    def retired(self) -> T | None:
+        """The last response, which a retry is about to replace (to discard)."""
+        if self.last is None or self.options.discard is None:
+            return None
+        value, self.last = self.last.value, attrs.evolve(self.last, value=None)
+        return value
+
+    def refuse(self, attempt: Attempt, deny: Deny) -> _Step[T]:
+        """The governor refused to send: the call ends with its action."""
+        decision = Decision(attempt, deny.action, None)
+        self.driver._log(deny.action, attempt)
+        self.history.append(decision)
+        self.driver.notify(decision)
+        if self.last is not None:
+            return _Step(decision, self.last.value, self.last.error)
+        refused = self.options.refused
+        return _Step(decision, refused(deny) if refused is not None else None, None)
+
+    # --- after an attempt --------------------------------------------------------
 
     def settle(self, attempt: Attempt, value: T | None, error: Exception | None) -> _Step[T]:
         if error is not None:
@@ -129,14 +259,29 @@ class _Call(Generic[T]):
             seen = self.view(value) if self.view is not None else value  # type: ignore[arg-type]
         # Decided with the time spent so far, this attempt's own included: a
         # slow attempt brings the policy's max_elapsed nearer.
-        action = self.driver.decide(
+        judged = attrs.evolve(attempt, elapsed=self.elapsed())
+        action = self.driver._evaluate(
             seen,
-            attrs.evolve(attempt, elapsed=self.elapsed()),
+            judged,
             method=self.method,
             override=self.override,
             testing=self.clock.testing,
             fallback=self.fallback,
         )
+        ticket, self.ticket = self.ticket, None
+        governor = self.driver.governor
+        if ticket is not None and governor is not None:
+            if action.status is None and action.transport is None:
+                governor.cancel(ticket, self.clock.now())  # not an answer: no lesson
+            else:
+                response = seen if isinstance(seen, Response) else coerce_response(seen)
+                action = governor.settle(ticket, self.clock.now(), response, action)
+        if self.notes:
+            action = attrs.evolve(
+                action, details=AmendedDetails(action.details, before=tuple(self.notes))
+            )
+            self.notes.clear()
+        self.driver._log(action, judged)
         decision = Decision(attempt, action, error if error is not None else value)
         if action.should_retry:
             decision = attrs.evolve(decision, wait=action.delay)
@@ -144,7 +289,8 @@ class _Call(Generic[T]):
                 self.model = action.fallback
         self.history.append(decision)
         self.driver.notify(decision)
-        return _Step(decision, value, error)
+        self.last = _Step(decision, value, error)
+        return self.last
 
     def wait(self, step: _Step[T]) -> float:
         """backoff's runtime wait: the engine's delay, or 0 in testing mode."""
@@ -152,30 +298,6 @@ class _Call(Generic[T]):
 
     def outcome(self, step: _Step[T]) -> Outcome[T]:
         return Outcome(step.decision.action, step.value, step.error, tuple(self.history))
-
-
-def _discard_sync(discard: Callable[[Any], object] | None) -> Callable[[Details], None]:
-    def handler(details: Details) -> None:
-        step = details.get("value")
-        if discard is not None and isinstance(step, _Step) and step.value is not None:
-            with contextlib.suppress(Exception):
-                discard(step.value)
-
-    return handler
-
-
-def _discard_async(
-    discard: Callable[[Any], object] | None,
-) -> Callable[[Details], Coroutine[Any, Any, None]]:
-    async def handler(details: Details) -> None:
-        step = details.get("value")
-        if discard is not None and isinstance(step, _Step) and step.value is not None:
-            with contextlib.suppress(Exception):
-                result = discard(step.value)
-                if isinstance(result, Awaitable):
-                    await result
-
-    return handler
 
 
 def _hooks(hooks: Iterable[Hook]) -> tuple[Hook, ...]:
@@ -193,13 +315,20 @@ class Driver:
             default policy plus ``$POLICYENGINE_POLICY``).
         hooks: Functions called with every ``Decision``, for metrics.
         logger: Where decisions are logged; default the ``policyengine`` logger.
-        clock: A monotonic clock in seconds, for ``elapsed``.
+        clock: A monotonic clock in seconds, for ``elapsed`` and the governor.
+        governor: The state shared by every call of this driver; default one
+            made from the engine's policy (``[governor]``). Pass the same
+            ``Governor`` to several drivers to share it; None for none.
     """
 
     engine: Engine = attrs.field(factory=Engine)
     hooks: tuple[Hook, ...] = attrs.field(default=(), converter=_hooks)
     logger: logging.Logger = attrs.field(default=LOGGER, repr=False)
     clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
+    governor: Governor | None = attrs.field(
+        default=attrs.Factory(lambda self: Governor(self.engine.policy), takes_self=True),
+        repr=False,
+    )
 
     # --- the loop -----------------------------------------------------------------
 
@@ -213,6 +342,8 @@ class Driver:
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
         fallback: bool = True,
+        destination: Destination | None = None,
+        refused: Callable[[Deny], T] | None = None,
     ) -> Outcome[T]:
         """Call ``fn`` until the policy calls it a success or gives up.
 
@@ -225,19 +356,35 @@ class Driver:
             view: Turns what ``fn`` returns into what the engine reads (e.g. a
                 ``policyengine.Response``); default: the value itself.
             discard: Called with each response that is retried, before the
-                wait (to close it and free the connection).
+                retry is sent (to close it and free the connection).
             fallback: False when ``fn`` cannot send another model (the request
                 names none it could change): a ``fallback`` action then gives
                 up, rather than resend what the policy wanted switched.
+            destination: Where the call goes (host, credential fingerprint),
+                for the governor's key; the model comes from each attempt.
+            refused: Makes what to return when the governor refuses the
+                first attempt (a sticky failure replayed, an open circuit):
+                given the ``Deny``, returns a response. Default: none (the
+                outcome's value is None and ``call`` raises ``GaveUp``).
 
         Returns:
             The ``Outcome``: the final action, the last response or
             exception, and the history. Never raises what ``fn`` raised.
         """
-        call = self._start(model, method, override, view, fallback)
+        call = self._start(
+            model, method, override, view, fallback, CallOptions(discard, destination, refused)
+        )
 
         def once() -> _Step[T]:
             attempt = call.attempt()
+            denied = _admit_sync(call, attempt)
+            if denied is not None:
+                return call.refuse(attempt, denied)
+            old = call.retired()
+            if old is not None and discard is not None:
+                with contextlib.suppress(Exception):
+                    discard(old)
+            attempt = attrs.evolve(attempt, elapsed=call.elapsed())
             try:
                 value = fn(attempt)
             except Exception as exc:
@@ -245,12 +392,7 @@ class Driver:
             return call.settle(attempt, value, None)
 
         looped = backoff.on_predicate(
-            backoff.runtime,
-            _again,
-            value=call.wait,
-            jitter=None,
-            logger=None,
-            on_backoff=_discard_sync(discard),
+            backoff.runtime, _again, value=call.wait, jitter=None, logger=None
         )(once)
         return call.outcome(looped())
 
@@ -264,6 +406,8 @@ class Driver:
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
         fallback: bool = True,
+        destination: Destination | None = None,
+        refused: Callable[[Deny], T] | None = None,
     ) -> T:
         """Like ``run``, but return the successful response or raise.
 
@@ -282,6 +426,8 @@ class Driver:
             view=view,
             discard=discard,
             fallback=fallback,
+            destination=destination,
+            refused=refused,
         ).unwrap()
 
     async def arun(
@@ -294,6 +440,8 @@ class Driver:
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
         fallback: bool = True,
+        destination: Destination | None = None,
+        refused: Callable[[Deny], T] | None = None,
     ) -> Outcome[T]:
         """The async ``run``: ``fn`` is a coroutine function; waits use
         ``asyncio.sleep``. ``discard`` may return an awaitable.
@@ -302,10 +450,22 @@ class Driver:
             The ``Outcome``. Never raises what ``fn`` raised (cancellation
             propagates).
         """
-        call = self._start(model, method, override, view, fallback)
+        call = self._start(
+            model, method, override, view, fallback, CallOptions(discard, destination, refused)
+        )
 
         async def once() -> _Step[T]:
             attempt = call.attempt()
+            denied = await _admit_async(call, attempt)
+            if denied is not None:
+                return call.refuse(attempt, denied)
+            old = call.retired()
+            if old is not None and discard is not None:
+                with contextlib.suppress(Exception):
+                    result = discard(old)
+                    if inspect.isawaitable(result):
+                        await result
+            attempt = attrs.evolve(attempt, elapsed=call.elapsed())
             try:
                 value = await fn(attempt)
             except Exception as exc:
@@ -313,12 +473,7 @@ class Driver:
             return call.settle(attempt, value, None)
 
         looped = backoff.on_predicate(
-            backoff.runtime,
-            _again,
-            value=call.wait,
-            jitter=None,
-            logger=None,
-            on_backoff=_discard_async(discard),
+            backoff.runtime, _again, value=call.wait, jitter=None, logger=None
         )(once)
         return call.outcome(await looped())
 
@@ -332,6 +487,8 @@ class Driver:
         view: Callable[[T], object] | None = None,
         discard: Callable[[T], object] | None = None,
         fallback: bool = True,
+        destination: Destination | None = None,
+        refused: Callable[[Deny], T] | None = None,
     ) -> T:
         """The async ``call``.
 
@@ -350,6 +507,8 @@ class Driver:
             view=view,
             discard=discard,
             fallback=fallback,
+            destination=destination,
+            refused=refused,
         )
         return outcome.unwrap()
 
@@ -360,6 +519,7 @@ class Driver:
         override: Override | Mapping[str, Any] | None,
         view: Callable[[T], object] | None,
         fallback: bool,
+        options: CallOptions[T],
     ) -> _Call[T]:
         return _Call(
             self,
@@ -369,6 +529,7 @@ class Driver:
             view,
             CallClock.start(self.clock, current_testing()),
             fallback,
+            options,
         )
 
     # --- one decision (also used by policyengine.urllib3) ----------------------------
@@ -402,6 +563,23 @@ class Driver:
         Returns:
             The action (never raises).
         """
+        action = self._evaluate(
+            result, attempt, method=method, override=override, testing=testing, fallback=fallback
+        )
+        self._log(action, attempt)
+        return action
+
+    def _evaluate(
+        self,
+        result: object,
+        attempt: Attempt,
+        *,
+        method: str | None,
+        override: Override | Mapping[str, Any] | None,
+        testing: TestingMode | None,
+        fallback: bool,
+    ) -> Action:
+        """``decide``, without the log line (the caller logs the final action)."""
         mode = testing if testing is not None else current_testing()
         engine = mode.engine_for(self.engine) if mode is not None else self.engine
         action = engine.evaluate(
@@ -415,9 +593,7 @@ class Driver:
         limits = (Override.of(override) or Override()).merge(current_override())
         if mode is not None and mode.max_attempts is not None:
             limits = limits.merge(Override(max_attempts=mode.max_attempts))
-        action = tighten(action, attempt, limits)
-        self._log(action, attempt)
-        return action
+        return tighten(action, attempt, limits)
 
     def notify(self, decision: Decision) -> None:
         """Call every hook with ``decision``; a failing hook is logged, not raised."""

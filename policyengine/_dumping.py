@@ -8,7 +8,18 @@ from typing import Any
 import attrs
 import tomli_w
 
-from ._model import ActionKind, HintFormat, Jitter, LongHint, Match, Name, Policy, Rule, StatusRange
+from ._model import (
+    ActionKind,
+    HintFormat,
+    Jitter,
+    KeyPart,
+    LongHint,
+    Match,
+    Name,
+    Policy,
+    Rule,
+    StatusRange,
+)
 
 __all__ = ["dump_policy", "policy_to_dict"]
 
@@ -16,7 +27,7 @@ __all__ = ["dump_policy", "policy_to_dict"]
 def _unstructure(value: object) -> Any:
     if isinstance(value, StatusRange):
         return value.low if value.exact else str(value)
-    if isinstance(value, (ActionKind, Jitter, LongHint, HintFormat)):
+    if isinstance(value, (ActionKind, Jitter, LongHint, HintFormat, KeyPart)):
         return value.value
     if attrs.has(type(value)):
         out = {}
@@ -75,6 +86,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         for key in ("when", "header"):
             if not source[key]:
                 del source[key]
+    out["governor"] = _unstructure(policy.governor)
     out["rules"] = rules
     if policy.tests:
         out["tests"] = [_unstructure(t) for t in policy.tests]

@@ -108,6 +108,7 @@ class Engine:
         "_fast",
         "_hints",
         "_index",
+        "_max_elapsed",
         "_should_retry",
         "clock",
         "policy",
@@ -118,6 +119,7 @@ class Engine:
     clock: Callable[[], float]
     rng: random.Random
     _index: Index
+    _max_elapsed: dict[str, float]
     _should_retry: str
     _hints: tuple[CompiledHint, ...]
     _fast: dict[int, Action]
@@ -137,6 +139,7 @@ class Engine:
         put(self, "_should_retry", self.policy.hints.should_retry_header.strip().lower())
         put(self, "_hints", tuple(CompiledHint.of(s) for s in self.policy.hints.sources))
         put(self, "_fast", self._plain_successes())
+        put(self, "_max_elapsed", {r.id: r.max_elapsed for r in self.policy.rules})
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError
@@ -147,6 +150,11 @@ class Engine:
     def __repr__(self) -> str:
         sources = ", ".join(self.policy.sources) or "a dict"
         return f"Engine(policy=<{len(self.policy.rules)} rules from {sources}>)"
+
+    def max_elapsed(self, rule_id: str) -> float:
+        """The ``max_elapsed`` of a rule (0: no limit); ``[defaults]``'s for
+        an unknown id or "" (a call not yet answered)."""
+        return self._max_elapsed.get(rule_id, self.policy.defaults.max_elapsed)
 
     def _plain_successes(self) -> dict[int, Action]:
         """Statuses whose response, carrying no error in its body, always meets

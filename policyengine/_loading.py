@@ -17,7 +17,7 @@ from ._converter import converter, problems_of
 from ._errors import PolicyError, Problem
 from ._keypath import KeyPath, format_path, kind_of, show_value
 from ._layers import TOP_KEYS, Layer, Merge, default_policy_path, env_files, read_file
-from ._model import Defaults, Handling, Hints, Policy, PolicyTest, Rule
+from ._model import Defaults, Governor, Handling, Hints, Policy, PolicyTest, Rule
 
 __all__ = ["load_policy", "policy_from_dicts"]
 
@@ -76,6 +76,14 @@ class _Build:
         doc = self.merge.doc
         defaults = self.structure(self.table("defaults"), Defaults, ("defaults",)) or Defaults()
         hints = self.structure(self.table("hints"), Hints, ("hints",)) or Hints()
+        governor = self.structure(self.table("governor"), Governor, ("governor",)) or Governor()
+        breaker = governor.breaker
+        if breaker.open_for > breaker.max_open_for:
+            self.problem(
+                ("governor", "breaker", "open_for"),
+                f"open_for = {breaker.open_for:g} is longer than max_open_for = "
+                f"{breaker.max_open_for:g}: the first wait cannot be the longest",
+            )
         rules = [self.rule(i, raw, defaults) for i, raw in enumerate(self.items("rules"))]
         tests = [
             self.structure(raw, PolicyTest, ("tests", i))
@@ -106,6 +114,7 @@ class _Build:
             hints=hints,
             tests=tuple(t for t in tests if t is not None),
             description=description,
+            governor=governor,
             sources=tuple(self.merge.sources),
             origins={format_path(k): v.file for k, v in self.merge.origin.items()},
         )

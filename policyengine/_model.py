@@ -19,6 +19,13 @@ import attrs
 from ._headers import index_headers
 
 __all__ = [
+    "AmendedDetails",
+    "Sticky",
+    "RetryBudget",
+    "Limiter",
+    "KeyPart",
+    "Governor",
+    "Breaker",
     "DEFAULT_BACKOFF_INITIAL",
     "DEFAULT_BACKOFF_MAX_DELAY",
     "DEFAULT_BACKOFF_MULTIPLIER",
@@ -54,6 +61,8 @@ __all__ = [
 # with its key path and a message of ours ("expected a number >= 0").
 Seconds = NewType("Seconds", float)
 """A finite number of seconds, >= 0."""
+Amount = NewType("Amount", float)
+"""A finite number >= 0 (not of seconds: a ratio, a count of tokens)."""
 Multiplier = NewType("Multiplier", float)
 """A finite number >= 1."""
 Attempts = NewType("Attempts", int)
@@ -320,6 +329,121 @@ class Hints:
     should_retry_header: str = "x-should-retry"
 
 
+#: A new key: the other callers wait at most this long for its first answer.
+DEFAULT_FIRST_CONTACT = 1.0
+#: Retries may add this fraction of a key's first attempts.
+DEFAULT_RETRY_RATIO = 0.2
+#: Retries always allowed before the ratio applies (and the most saved up).
+DEFAULT_RETRY_BURST = 10.0
+#: Consecutive transient failures (across callers) that open a key's circuit.
+DEFAULT_BREAKER_FAILURES = 5
+#: An opened circuit waits this long before its first probe (seconds).
+DEFAULT_OPEN_FOR = 1.0
+#: Each failed probe doubles the wait, up to this (seconds).
+DEFAULT_MAX_OPEN_FOR = 30.0
+#: A sticky failure is replayed this long when the server names no reset (seconds).
+DEFAULT_STICKY_COOLDOWN = 60.0
+
+
+class KeyPart(_TextEnum):
+    """What identifies where traffic goes, for the governor's shared state.
+
+    - ``host``: scheme, host and port of the request URL.
+    - ``api_key``: a fingerprint of the credential (``Authorization``,
+      ``x-api-key``, ``api-key``, ``x-goog-api-key``); never the key itself.
+    - ``model``: the model the request names.
+    """
+
+    HOST = "host"
+    API_KEY = "api_key"
+    MODEL = "model"
+
+
+@attrs.frozen
+class Limiter:
+    """``[governor.limiter]``: pace sends by the budget servers report.
+
+    Every response's rate-limit headers (``x-ratelimit-*``,
+    ``anthropic-ratelimit-*``, IETF ``RateLimit``) tell how many requests
+    are left until when; sends are spread evenly over that, so callers do not
+    find the empty bucket by collecting 429s. A 429 without such headers
+    lowers a learned send rate instead (multiplicative decrease).
+    """
+
+    enabled: bool = True
+
+
+@attrs.frozen
+class RetryBudget:
+    """``[governor.retry_budget]``: retries of transient failures may add at
+    most ``ratio`` of a key's traffic, after ``burst`` retries saved up.
+
+    A retry that will wait for an open circuit's probe costs nothing: it is
+    sent only once the upstream answers again. A spent budget fails a
+    retryable error at once, saying why.
+    """
+
+    enabled: bool = True
+    ratio: Amount = Amount(DEFAULT_RETRY_RATIO)
+    burst: Amount = Amount(DEFAULT_RETRY_BURST)
+
+
+@attrs.frozen
+class Breaker:
+    """``[governor.breaker]``: after ``failures`` consecutive transient
+    failures of a key (across callers) its circuit opens: calls wait for one
+    probe instead of each hitting the failing upstream. The first probe goes
+    after ``open_for`` seconds, each failed probe doubles that up to
+    ``max_open_for``; a probe's success closes the circuit."""
+
+    enabled: bool = True
+    failures: Attempts = Attempts(DEFAULT_BREAKER_FAILURES)
+    open_for: Seconds = Seconds(DEFAULT_OPEN_FOR)
+    max_open_for: Seconds = Seconds(DEFAULT_MAX_OPEN_FOR)
+
+
+@attrs.frozen
+class Sticky:
+    """``[governor.sticky]``: once a key sees a failure of one of these
+    classifications (an exhausted quota, a bad key), other calls for the key
+    fail at once with the same action, until the reset the server named, else
+    for ``cooldown`` seconds."""
+
+    enabled: bool = True
+    classifications: tuple[str, ...] = ("quota_exhausted", "authentication", "permission_denied")
+    cooldown: Seconds = Seconds(DEFAULT_STICKY_COOLDOWN)
+
+
+@attrs.frozen
+class Governor:
+    """``[governor]``: state shared by every call through one client, driver
+    or adapter, per key (where the traffic goes).
+
+    Attributes:
+        enabled: Off unless a policy turns it on (the bundled one does).
+        key: What makes a key: any of ``host``, ``api_key``, ``model``.
+        transient: The classifications that count as the upstream failing
+            (for the breaker and the retry budget).
+        first_contact: A key no answer was seen for yet gets one request;
+            the others wait for its answer at most this long (seconds).
+    """
+
+    enabled: bool = False
+    key: tuple[KeyPart, ...] = (KeyPart.HOST, KeyPart.API_KEY, KeyPart.MODEL)
+    transient: tuple[str, ...] = (
+        "server_error",
+        "upstream_unavailable",
+        "overloaded",
+        "timeout",
+        "connection",
+    )
+    first_contact: Seconds = Seconds(DEFAULT_FIRST_CONTACT)
+    limiter: Limiter = Limiter()
+    retry_budget: RetryBudget = RetryBudget()
+    breaker: Breaker = Breaker()
+    sticky: Sticky = Sticky()
+
+
 @attrs.frozen
 class TestResponse:
     """The response (or network failure) a policy self-test feeds the engine."""
@@ -372,6 +496,7 @@ class Policy:
     hints: Hints = Hints()
     tests: tuple[PolicyTest, ...] = ()
     description: str = ""
+    governor: Governor = Governor()
     sources: tuple[str, ...] = attrs.field(default=(), eq=False)
     """The files this policy was merged from, in order."""
     origins: Mapping[str, str] = attrs.field(
@@ -471,6 +596,38 @@ class StaticDetails:
 
 
 _NO_DETAILS = StaticDetails()
+
+
+@attrs.frozen
+class AmendedDetails:
+    """``ActionDetails`` of an action changed after the engine decided (by an
+    override, by the governor): the engine's, with reasons added (before or
+    after), a note added to the remediation, and, for a give-up, no delay
+    source. Still rendered only when read."""
+
+    base: ActionDetails
+    after: tuple[str, ...] = ()
+    before: tuple[str, ...] = ()
+    note: str = ""
+    source: str | None = None
+    """The delay source instead of the base's, or None to keep it."""
+
+    @property
+    def error(self) -> ParsedError | None:
+        return self.base.error
+
+    @property
+    def remediation(self) -> str:
+        text = self.base.remediation
+        return f"{text} {self.note}" if text and self.note else (text or self.note)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return (*self.before, *self.base.reasons, *self.after)
+
+    @property
+    def delay_source(self) -> str:
+        return self.base.delay_source if self.source is None else self.source
 
 
 @attrs.frozen

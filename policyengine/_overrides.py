@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ._model import Action, ActionDetails, ActionKind, ParsedError
+from ._model import Action, ActionKind, AmendedDetails
 from ._results import Attempt
 from ._text import plural, seconds
 
@@ -146,37 +146,13 @@ def tighten(action: Action, attempt: Attempt, limits: Override) -> Action:
     return give_up(action, why)
 
 
-def give_up(action: Action, why: str) -> Action:
-    """``action`` turned into a give-up (no wait), ``why`` added to its reasons."""
+def give_up(action: Action, why: str, note: str = "") -> Action:
+    """``action`` turned into a give-up (no wait), ``why`` added to its
+    reasons and ``note`` to its remediation."""
     return attrs.evolve(
         action,
         kind=ActionKind.FAIL,
         delay=0.0,
         fallback=None,
-        details=_Tightened(action.details, why),
+        details=AmendedDetails(action.details, after=(why,), note=note, source="none"),
     )
-
-
-@attrs.frozen
-class _Tightened:
-    """The details of an action an override turned into a give-up: the
-    engine's, one reason more (still rendered only when read)."""
-
-    base: ActionDetails
-    why: str
-
-    @property
-    def error(self) -> ParsedError | None:
-        return self.base.error
-
-    @property
-    def remediation(self) -> str:
-        return self.base.remediation
-
-    @property
-    def reasons(self) -> tuple[str, ...]:
-        return (*self.base.reasons, self.why)
-
-    @property
-    def delay_source(self) -> str:
-        return "none"  # a give-up waits for nothing

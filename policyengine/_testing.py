@@ -31,7 +31,12 @@ class TestingMode:
     Attributes:
         seed: The seed of the jitter source every engine uses meanwhile.
         max_attempts: A cap on attempts per call, or None.
-        waits: Every wait, in seconds, in the order asked for (nothing sleeps).
+        waits: Every wait the policy asked for between attempts, in seconds,
+            in order (nothing sleeps).
+        held: Every wait the governor imposed before a send (pacing to a
+            rate limit, an open circuit), in order (nothing sleeps either).
+        skipped: The seconds not slept so far, waits and holds together: the
+            governor's clock runs this far ahead of the real one meanwhile.
     """
 
     __test__ = False  # not a pytest test class
@@ -39,6 +44,8 @@ class TestingMode:
     seed: int
     max_attempts: int | None = None
     waits: list[float] = attrs.field(factory=list)
+    held: list[float] = attrs.field(factory=list)
+    skipped: float = 0.0
     # The seeded twin of each engine seen, kept only while that engine lives.
     _engines: weakref.WeakKeyDictionary[Engine, Engine] = attrs.field(
         factory=weakref.WeakKeyDictionary, repr=False
@@ -57,8 +64,16 @@ class TestingMode:
             return seeded
 
     def record(self, seconds: float) -> None:
+        """A wait the policy asked for, not slept."""
         with self._lock:
             self.waits.append(seconds)
+            self.skipped += seconds
+
+    def record_hold(self, seconds: float) -> None:
+        """A wait the governor imposed, not slept."""
+        with self._lock:
+            self.held.append(seconds)
+            self.skipped += seconds
 
     def __enter__(self) -> TestingMode:
         if self._restores is _UNSET:

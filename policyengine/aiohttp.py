@@ -31,10 +31,13 @@ from __future__ import annotations
 import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType
 from aiohttp.payload import AsyncIterablePayload, BytesPayload
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._adapting import body_model, driver_for, swap_model, wants_body
+from ._adapting import body_model, destination, driver_for, refusal, swap_model, wants_body
 from ._driver import Driver
 from ._engine import Engine
+from ._errors import add_note, give_up_note
+from ._governor import Deny, Governor
 from ._model import Response
 from ._results import Attempt, Outcome
 
@@ -50,13 +53,27 @@ class PolicyMiddleware:
     Args:
         engine: The engine (its policy) to decide with; default ``Engine()``.
         driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        governor: The ``Governor`` to share with other clients; default one
+            of this adapter's own, from the policy's ``[governor]``.
+
+    When the governor refuses to send a call's first attempt (a sticky
+    failure, an open circuit), there is no response to hand back: the
+    middleware raises ``aiohttp.ClientResponseError`` with the status the
+    refusal stands for (the replayed one, or 503 / 429), as
+    ``raise_for_status()`` would, with a note saying why.
 
     Raises:
-        TypeError: Both ``engine`` and ``driver`` were given.
+        TypeError: ``driver`` with ``engine`` or ``governor``.
     """
 
-    def __init__(self, *, engine: Engine | None = None, driver: Driver | None = None) -> None:
-        self.driver = driver_for(engine, driver)
+    def __init__(
+        self,
+        *,
+        engine: Engine | None = None,
+        driver: Driver | None = None,
+        governor: Governor | None = None,
+    ) -> None:
+        self.driver = driver_for(engine, driver, governor)
 
     async def __call__(
         self, request: aiohttp.ClientRequest, handler: ClientHandlerType
@@ -111,8 +128,26 @@ class PolicyMiddleware:
             view=view,
             discard=_release,
             fallback=model is not None,
+            destination=destination(str(request.url), request.headers.items()),
+            refused=lambda deny: _refused(deny, request),
         )
         return outcome.as_client()
+
+
+def _refused(deny: Deny, request: aiohttp.ClientRequest) -> aiohttp.ClientResponse:
+    """The governor refused to send: raise what ``raise_for_status`` would."""
+    made = refusal(deny)
+    error = aiohttp.ClientResponseError(
+        request.request_info,
+        (),
+        status=made.status,
+        message=deny.action.remediation,
+        headers=CIMultiDictProxy(
+            CIMultiDict((n, v) for n, values in made.headers.items() for v in values)
+        ),
+    )
+    add_note(error, give_up_note(deny.action, 1))
+    raise error
 
 
 def _release(response: aiohttp.ClientResponse) -> None:

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import httpx
 
-from ._adapting import body_model, driver_for, swap_model, wants_body
+from ._adapting import body_model, destination, driver_for, refusal, swap_model, wants_body
 from ._driver import Driver
 from ._engine import Engine
+from ._governor import Deny, Governor
 from ._model import Response
 from ._overrides import Override
 from ._results import Attempt, Outcome
@@ -100,6 +101,18 @@ class _Result:
         self.view = view
 
 
+def _refused(deny: Deny, request: httpx.Request) -> _Result:
+    """The governor refused to send: the response to hand back instead."""
+    made = refusal(deny)
+    response = httpx.Response(
+        made.status,
+        headers=[(n, v) for n, values in made.headers.items() for v in values],
+        content=made.body,
+        request=request,
+    )
+    return _Result(response, made)
+
+
 def _finish(outcome: Outcome[_Result]) -> httpx.Response:
     response = outcome.as_client().response
     response.extensions["policyengine.action"] = outcome.action
@@ -114,9 +127,11 @@ class PolicyTransport(httpx.BaseTransport):
         transport: The transport that really sends; default ``httpx.HTTPTransport()``.
         engine: The engine (its policy) to decide with; default ``Engine()``.
         driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        governor: The ``Governor`` to share with other clients; default one
+            of this transport's own, from the policy's ``[governor]``.
 
     Raises:
-        TypeError: Both ``engine`` and ``driver`` were given.
+        TypeError: ``driver`` with ``engine`` or ``governor``.
     """
 
     def __init__(
@@ -125,9 +140,10 @@ class PolicyTransport(httpx.BaseTransport):
         *,
         engine: Engine | None = None,
         driver: Driver | None = None,
+        governor: Governor | None = None,
     ) -> None:
         self._inner = transport if transport is not None else httpx.HTTPTransport()
-        self.driver = driver_for(engine, driver)
+        self.driver = driver_for(engine, driver, governor)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, retrying and falling back per the policy.
@@ -163,6 +179,8 @@ class PolicyTransport(httpx.BaseTransport):
             view=_view,
             discard=_close,
             fallback=model is not None,
+            destination=destination(str(request.url), request.headers.multi_items()),
+            refused=lambda deny: _refused(deny, request),
         )
         return _finish(outcome)
 
@@ -179,9 +197,11 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
             ``httpx.AsyncHTTPTransport()``.
         engine: The engine (its policy) to decide with; default ``Engine()``.
         driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        governor: The ``Governor`` to share with other clients; default one
+            of this transport's own, from the policy's ``[governor]``.
 
     Raises:
-        TypeError: Both ``engine`` and ``driver`` were given.
+        TypeError: ``driver`` with ``engine`` or ``governor``.
     """
 
     def __init__(
@@ -190,9 +210,10 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
         *,
         engine: Engine | None = None,
         driver: Driver | None = None,
+        governor: Governor | None = None,
     ) -> None:
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self.driver = driver_for(engine, driver)
+        self.driver = driver_for(engine, driver, governor)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, retrying and falling back per the policy.
@@ -228,6 +249,8 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
             view=_view,
             discard=_aclose,
             fallback=model is not None,
+            destination=destination(str(request.url), request.headers.multi_items()),
+            refused=lambda deny: _refused(deny, request),
         )
         return _finish(outcome)
 

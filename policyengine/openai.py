@@ -29,6 +29,7 @@ import openai
 
 from ._driver import Driver
 from ._engine import Engine
+from ._governor import Governor
 from .httpx import AsyncPolicyTransport, PolicyTransport
 
 __all__ = ["async_client", "client"]
@@ -51,6 +52,7 @@ def client(
     *,
     engine: Engine | None = None,
     driver: Driver | None = None,
+    governor: Governor | None = None,
     transport: httpx.BaseTransport | None = None,
     **kwargs: Any,
 ) -> openai.OpenAI:
@@ -59,6 +61,8 @@ def client(
     Args:
         engine: The engine (its policy) to decide with; default ``Engine()``.
         driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        governor: The ``Governor`` to share with other clients (rate limits,
+            circuit, sticky failures); default one of this client's own.
         transport: The ``httpx`` transport that really sends; default
             ``httpx.HTTPTransport()``.
         **kwargs: Arguments of ``openai.OpenAI`` (``api_key``, ``base_url``,
@@ -69,11 +73,13 @@ def client(
 
     Raises:
         TypeError: ``max_retries`` (other than 0) or ``http_client`` was
-            given, or both ``engine`` and ``driver``.
+            given, or ``driver`` with ``engine`` or ``governor``.
     """
     _check(kwargs)
     kwargs.pop("max_retries", None)
-    http = httpx.Client(transport=PolicyTransport(transport, engine=engine, driver=driver))
+    http = httpx.Client(
+        transport=PolicyTransport(transport, engine=engine, driver=driver, governor=governor)
+    )
     # The SDK takes an httpx.Client (or, from 3.x on, an httpx2.Client).
     return openai.OpenAI(max_retries=0, http_client=cast(Any, http), **kwargs)
 
@@ -82,6 +88,7 @@ def async_client(
     *,
     engine: Engine | None = None,
     driver: Driver | None = None,
+    governor: Governor | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     **kwargs: Any,
 ) -> openai.AsyncOpenAI:
@@ -90,6 +97,8 @@ def async_client(
     Args:
         engine: The engine (its policy) to decide with; default ``Engine()``.
         driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        governor: The ``Governor`` to share with other clients (rate limits,
+            circuit, sticky failures); default one of this client's own.
         transport: The ``httpx`` transport that really sends; default
             ``httpx.AsyncHTTPTransport()``.
         **kwargs: Arguments of ``openai.AsyncOpenAI`` (``api_key``,
@@ -100,11 +109,11 @@ def async_client(
 
     Raises:
         TypeError: ``max_retries`` (other than 0) or ``http_client`` was
-            given, or both ``engine`` and ``driver``.
+            given, or ``driver`` with ``engine`` or ``governor``.
     """
     _check(kwargs)
     kwargs.pop("max_retries", None)
     http = httpx.AsyncClient(
-        transport=AsyncPolicyTransport(transport, engine=engine, driver=driver)
+        transport=AsyncPolicyTransport(transport, engine=engine, driver=driver, governor=governor)
     )
     return openai.AsyncOpenAI(max_retries=0, http_client=cast(Any, http), **kwargs)

@@ -29,17 +29,21 @@ For retries and waits below requests (no model fallback), urllib3's way:
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.exceptions import UnrewindableBodyError
 from requests.utils import rewind_body
+from urllib3 import HTTPHeaderDict
 
-from ._adapting import body_model, driver_for, swap_model, wants_body
+from ._adapting import body_model, destination, driver_for, refusal, swap_model, wants_body
 from ._driver import Driver
 from ._engine import Engine
+from ._governor import Deny, Governor
 from ._model import Response
 from ._results import Attempt, Outcome
 
@@ -52,12 +56,14 @@ class PolicyAdapter(HTTPAdapter):
     Args:
         engine: The engine (its policy) to decide with; default ``Engine()``.
         driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        governor: The ``Governor`` to share with other clients; default one
+            of this adapter's own, from the policy's ``[governor]``.
         **kwargs: ``HTTPAdapter`` arguments (``pool_connections``,
             ``pool_maxsize``, ``pool_block``); not ``max_retries``.
 
     Raises:
         TypeError: ``max_retries`` was given (the policy does the retrying),
-            or both ``engine`` and ``driver``.
+            or ``driver`` with ``engine`` or ``governor``.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class PolicyAdapter(HTTPAdapter):
         *,
         engine: Engine | None = None,
         driver: Driver | None = None,
+        governor: Governor | None = None,
         **kwargs: Any,
     ) -> None:
         if "max_retries" in kwargs:
@@ -72,7 +79,7 @@ class PolicyAdapter(HTTPAdapter):
                 "PolicyAdapter does the retrying as the policy says: drop max_retries "
                 "(to limit attempts for some calls, use policyengine.overriding(max_attempts=...))"
             )
-        self.driver = driver_for(engine, driver)
+        self.driver = driver_for(engine, driver, governor)
         super().__init__(**kwargs)
 
     def send(
@@ -125,8 +132,24 @@ class PolicyAdapter(HTTPAdapter):
             view=view,
             discard=_close,
             fallback=model is not None,
+            destination=destination(request.url or "", request.headers.items()),
+            refused=lambda deny: self._refused(deny, request),
         )
         return outcome.as_client()
+
+    def _refused(self, deny: Deny, request: requests.PreparedRequest) -> requests.Response:
+        """The governor refused to send: a response built as requests builds one."""
+        made = refusal(deny)
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(made.body),
+            headers=HTTPHeaderDict([(n, v) for n, values in made.headers.items() for v in values]),
+            status=made.status,
+            preload_content=False,
+            decode_content=False,
+        )
+        response = self.build_response(request, raw)
+        _ = response.content  # read now: nothing waits on a socket
+        return response
 
 
 def _replayable(request: requests.PreparedRequest) -> tuple[requests.PreparedRequest, bool]:

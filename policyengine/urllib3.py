@@ -53,9 +53,10 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import RequestHistory, Retry
 
 from ._adapting import driver_for
-from ._driver import CallClock, Driver
+from ._driver import MAX_HELD, CallClock, Driver
 from ._engine import Engine
 from ._errors import add_note, give_up_note
+from ._governor import Deny, Go, Hold, Ticket, TrafficKey
 from ._model import Action, ActionKind, Response
 from ._overrides import Override
 from ._results import Attempt, Decision
@@ -88,6 +89,8 @@ class _State:
 
     clock: CallClock | None = None
     """Started at the first decision of the request (urllib3 tells no earlier)."""
+    host: str = ""
+    """``scheme://host:port`` of the request, for the governor's key."""
     decisions: tuple[Decision, ...] = ()
     pending: Action | None = None
 
@@ -128,6 +131,7 @@ class PolicyRetry(Retry):
         super().__init__(redirect=redirect, raise_on_status=raise_on_status, **kwargs)
         self.override = override
         self._state = _state if _state is not None else _State()
+        self._ticket: Ticket | None = None
 
     def new(self, **kw: Any) -> PolicyRetry:
         """A copy with ``kw`` changed (urllib3 makes one per attempt)."""
@@ -210,6 +214,7 @@ class PolicyRetry(Retry):
         action = self.driver.decide(
             outcome, attempt, method=verb, override=self.override, fallback=False
         )
+        action = self._settle(_pool, outcome, action, clock)
         decision = Decision(attempt, action, outcome, action.delay if action.should_retry else 0.0)
         self.driver.notify(decision)
         history = (*self.history, RequestHistory(method, url, error, status, None))
@@ -217,7 +222,7 @@ class PolicyRetry(Retry):
         if action.should_retry:
             return self.new(
                 history=history,
-                _state=_State(clock, decisions, action),
+                _state=_State(clock, self._state.host, decisions, action),
             )
         if error is not None:
             add_note(error, give_up_note(action, len(decisions)))
@@ -234,14 +239,78 @@ class PolicyRetry(Retry):
         return pending.delay if pending is not None and pending.should_retry else 0.0
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        """Wait what the policy asked for (recorded, not slept, in testing mode)."""
+        """Wait what the policy asked for (recorded, not slept, in testing
+        mode), then what the governor asks for before the retry goes.
+
+        Raises:
+            MaxRetryError: The governor refused the retry (``reason`` a
+                ``PolicyGaveUp``): an open circuit whose probe is past the
+                deadline, a sticky failure.
+        """
         pending = self._state.pending
-        if pending is None:
-            return
         clock = self._state.clock
-        seconds = clock.wait(pending.delay) if clock is not None else 0.0
+        if pending is None or clock is None:
+            return
+        seconds = clock.wait(pending.delay)
         if seconds > 0:
             time.sleep(seconds)
+        self._admit(clock)
+
+    def _key(self) -> TrafficKey | None:
+        governor = self.driver.governor
+        if governor is None or not governor.enabled or not self._state.host:
+            return None
+        return governor.key(self._state.host)
+
+    def _admit(self, clock: CallClock) -> None:
+        """Hold the retry as the governor says (urllib3 gives a ``Retry`` no
+        say before a first attempt: the governor only learns from those)."""
+        governor, key = self.driver.governor, self._key()
+        if governor is None or key is None:
+            return
+        rule = self._state.pending.rule_id if self._state.pending is not None else ""
+        limit = self.driver.engine.max_elapsed(rule) or MAX_HELD
+        while True:
+            now = clock.now()
+            admission = governor.admit(
+                key,
+                now,
+                retry=True,
+                deadline_at=now + limit - clock.elapsed(),
+                jitter=self.driver.engine.rng.random(),
+            )
+            if isinstance(admission, Deny):
+                decisions = (
+                    *self._state.decisions,
+                    Decision(self._attempt(), admission.action, None),
+                )
+                raise MaxRetryError(None, "", PolicyGaveUp(admission.action, decisions))  # type: ignore[arg-type]
+            if isinstance(admission, Hold) and admission.signal is not None:
+                admission.signal.wait(admission.wait)
+                continue
+            pause = clock.hold(admission.wait)
+            if pause > 0:
+                time.sleep(pause)
+            if isinstance(admission, Go):
+                self._ticket = admission.ticket
+                return
+
+    def _settle(
+        self, pool: ConnectionPool | None, outcome: object, action: Action, clock: CallClock
+    ) -> Action:
+        """Teach the governor what came back (and let it ration the retry)."""
+        governor = self.driver.governor
+        if governor is None or not governor.enabled or pool is None:
+            return action
+        host = f"{pool.scheme}://{pool.host}:{pool.port}"
+        if not self._state.host:
+            self._state = attrs.evolve(self._state, host=host)
+        if action.status is None and action.transport is None:
+            return action
+        ticket = self._ticket or Ticket(governor.key(host), None, False, False)
+        self._ticket = None
+        response = outcome if isinstance(outcome, Response) else None
+        return governor.settle(ticket, clock.now(), response, action)
 
     def __repr__(self) -> str:
         return (

@@ -205,7 +205,7 @@ retryable = "yes"
         bad = write(tmp_path, "typo.toml", "[rule]\nid = 'x'\n")
         assert problems(bad) == [
             f"{bad}: $.rule: unknown key (did you mean 'rules'?); known keys: inherit, "
-            "description, defaults, hints, rules, tests"
+            "description, defaults, hints, governor, rules, tests"
         ]
 
     def test_hint_conditions(self, tmp_path: Path) -> None:

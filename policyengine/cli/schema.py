@@ -23,6 +23,7 @@ import attrs
 
 from .. import _model
 from .._model import (
+    Amount,
     Attempts,
     Method,
     Multiplier,
@@ -56,6 +57,7 @@ _STATUS: dict[str, Any] = {
 }
 _NAMED: dict[object, dict[str, Any]] = {
     Seconds: {"type": "number", "minimum": 0, "description": "Seconds, >= 0."},
+    Amount: {"type": "number", "minimum": 0},
     Multiplier: {"type": "number", "minimum": 1},
     Attempts: {"type": "integer", "minimum": 1},
     Name: {"type": "string", "minLength": 1, "pattern": r"^\S(.*\S)?$"},
