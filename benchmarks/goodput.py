@@ -481,7 +481,12 @@ def figures(cell: Cell, settings: Settings) -> dict[str, Any]:
     window = max(1e-9, cell.finished - first)
     past = sum(1 for r in ended if r.end is not None and r.end - r.start > settings.deadline)
     past += sum(1 for r in running if cell.finished - r.start > settings.deadline)
-    goodput = len(ok) / window / settings.rate if cell.scenario.startswith("ratelimit") else None
+    limited = cell.scenario.startswith("ratelimit")
+    goodput = len(ok) / window / settings.rate if limited else None
+    # Successes over what the bucket let through in the window (the burst, then R a
+    # second): <= 100%. Goodput can pass its ceiling when calls give up early and
+    # shorten the window; this cannot.
+    of_capacity = len(ok) / (settings.rate * (1 + window)) if limited else None
     give_up = [r.end - r.start for r in failed if r.end is not None]
     latency = [r.end - r.start for r in ok if r.end is not None]
     reasons: dict[str, int] = {}
@@ -506,6 +511,7 @@ def figures(cell: Cell, settings: Settings) -> dict[str, Any]:
         "requests_per_call": requests / started if started else None,
         "window_s": window,
         "goodput": goodput,
+        "goodput_of_capacity": of_capacity,
         "latency_p50_s": _percentile(latency, 50),
         "latency_p99_s": _percentile(latency, 99),
         "give_up_p50_s": statistics.median(give_up) if give_up else None,
