@@ -13,6 +13,7 @@ from ._driver import Driver
 from ._dumping import dump_policy
 from ._engine import Engine
 from ._errors import GaveUp, PolicyError, Problem
+from ._governor import Governor, TrafficKey
 from ._layers import ENV_VAR, default_policy_path
 from ._loading import load_policy
 from ._model import (
@@ -52,6 +53,7 @@ __all__ = [
     "ENV_VAR",
     "Engine",
     "GaveUp",
+    "Governor",
     "HintFormat",
     "HintSource",
     "Hints",
@@ -69,6 +71,7 @@ __all__ = [
     "Response",
     "Rule",
     "StaticDetails",
+    "TrafficKey",
     "default_policy_path",
     "dump_policy",
     "load_policy",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import math
 import socket
 import socketserver
 import struct
@@ -40,6 +41,7 @@ from ._testing import TestingMode, is_testing, set_testing, testing_mode
 
 __all__ = [
     "FakeGateway",
+    "RateLimit",
     "Received",
     "Reply",
     "TestingMode",
@@ -49,6 +51,7 @@ __all__ = [
     "is_testing",
     "model_not_found",
     "ok",
+    "quota_exhausted",
     "rate_limited",
     "reset",
     "server_error",
@@ -253,9 +256,76 @@ def _model_of(body: bytes) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def quota_exhausted() -> Reply:
+    """429 ``insufficient_quota``: the account's quota or credit is spent (no
+    ``Retry-After``, as OpenAI sends it)."""
+    body = _error(
+        "You exceeded your current quota, please check your plan and billing details.",
+        "insufficient_quota",
+        "insufficient_quota",
+    )
+    return Reply(429, body=body)
+
+
+@attrs.define
+class RateLimit:
+    """A token bucket the gateway enforces before any scripted reply: ``burst``
+    requests at once, refilled at ``per_second``. An empty bucket answers 429
+    ``rate_limit_exceeded``.
+
+    Attributes:
+        per_second: The refill rate.
+        burst: The bucket's size; default one second's worth.
+        retry_after: Send ``Retry-After`` (whole seconds, rounded up, as real
+            servers do) and ``retry-after-ms`` on a 429.
+        headers: Send ``x-ratelimit-limit-requests``, ``-remaining-requests``
+            and ``-reset-requests`` (the time until the bucket is full, as
+            OpenAI does) on every response.
+    """
+
+    per_second: float
+    burst: float | None = None
+    retry_after: bool = True
+    headers: bool = True
+    _tokens: float = attrs.field(default=-1.0, init=False, repr=False)
+    _at: float = attrs.field(default=0.0, init=False, repr=False)
+
+    @property
+    def size(self) -> float:
+        return self.burst if self.burst is not None else max(1.0, self.per_second)
+
+    def take(self, now: float) -> tuple[bool, list[tuple[str, str]]]:
+        """Take a token at ``now``: whether there was one, and the headers to send."""
+        if self._tokens < 0:
+            self._tokens = self.size
+        self._tokens = min(self.size, self._tokens + (now - self._at) * self.per_second)
+        self._at = now
+        granted = self._tokens >= 1.0
+        if granted:
+            self._tokens -= 1.0
+        headers: list[tuple[str, str]] = []
+        if self.headers:
+            full_in = (self.size - self._tokens) / self.per_second
+            headers += [
+                ("x-ratelimit-limit-requests", format(self.size, "g")),
+                ("x-ratelimit-remaining-requests", str(int(self._tokens))),
+                ("x-ratelimit-reset-requests", f"{math.ceil(full_in * 1000)}ms"),
+            ]
+        if not granted and self.retry_after:
+            wait = (1.0 - self._tokens) / self.per_second
+            headers += [
+                ("Retry-After", str(max(1, math.ceil(wait)))),
+                ("retry-after-ms", str(math.ceil(wait * 1000))),
+            ]
+        return granted, headers
+
+
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Many clients at once (a governor test, a load test) must not find the
+    # listen queue full: the default of 5 resets connections itself.
+    request_queue_size = 1024
     gateway: FakeGateway
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -294,14 +364,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             _model_of(body),
             time.monotonic(),
         )
-        reply = gateway._take(received)
+        reply, extra = gateway._take(received)
         if reply.delay > 0 and gateway._stopping.wait(reply.delay):
             return
         payload = _render(reply, received)
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in reply.headers:
+        for name, value in (*reply.headers, *extra):
             self.send_header(name, value)
         self.end_headers()
         if reply.reset:
@@ -348,6 +418,7 @@ class FakeGateway:
 
     Args:
         default: The reply when nothing is scripted; default ``ok()``.
+        rate_limit: A ``RateLimit`` enforced before any scripted reply.
         host: The address to listen on; loopback only.
         port: The port; 0 picks a free one.
 
@@ -355,15 +426,25 @@ class FakeGateway:
         ValueError: ``host`` is not a loopback address.
     """
 
-    def __init__(self, *, default: Reply | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        *,
+        default: Reply | None = None,
+        rate_limit: RateLimit | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         if not (host.startswith("127.") or host in ("localhost", "::1")):
             raise ValueError(f"FakeGateway listens on loopback only, not {host!r}")
         self.default = default if default is not None else ok()
+        self.rate_limit = rate_limit
+        self._outage: tuple[float, Reply] | None = None
         self._host = host
         self._port = port
         self._lock = threading.Lock()
         self._scripts: dict[str | None, list[Reply]] = {}
         self._received: list[Received] = []
+        self._rejected = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -454,15 +535,38 @@ class FakeGateway:
         with self._lock:
             self._scripts.clear()
             self._received.clear()
+            self._rejected = 0
 
-    def _take(self, received: Received) -> Reply:
+    def fail_for(self, seconds: float, reply: Reply | None = None) -> FakeGateway:
+        """Answer every request with ``reply`` (default ``unavailable()``) for
+        the next ``seconds``, scripts and rate limit aside: an outage, or a
+        brownout that ends.
+
+        Returns:
+            The gateway itself.
+        """
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, reply or unavailable())
+        return self
+
+    def _take(self, received: Received) -> tuple[Reply, list[tuple[str, str]]]:
         with self._lock:
             self._received.append(received)
+            if self._outage is not None:
+                until, reply = self._outage
+                if received.at < until:
+                    return reply, []
+            extra: list[tuple[str, str]] = []
+            if self.rate_limit is not None:
+                granted, extra = self.rate_limit.take(received.at)
+                if not granted:
+                    self._rejected += 1
+                    return rate_limited(retry_after=None), extra
             for key in dict.fromkeys((received.model, None)):
                 queue = self._scripts.get(key)
                 if queue:
-                    return queue.pop(0)
-            return self.default
+                    return queue.pop(0), extra
+            return self.default, extra
 
     # --- what came in ---------------------------------------------------------------
 
@@ -475,6 +579,12 @@ class FakeGateway:
     def count(self, *, model: str | None = None) -> int:
         """How many requests were received (for ``model`` only, if given)."""
         return sum(1 for r in self.received if model is None or r.model == model)
+
+    @property
+    def rejected(self) -> int:
+        """How many requests the rate limit turned away."""
+        with self._lock:
+            return self._rejected
 
     def models(self) -> list[str | None]:
         """The model of each request received, in order."""
