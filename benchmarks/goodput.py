@@ -109,26 +109,34 @@ def _plain_httpx(endpoint: Endpoint) -> Any:
     return httpx.Client(limits=_httpx_limits(endpoint), timeout=endpoint.timeout, headers=AUTH)
 
 
-def policyengine_default(endpoint: Endpoint) -> Caller:
-    """httpx with ``PolicyTransport`` and the bundled default policy."""
-    import httpx
+def _policyengine(governed: bool) -> Callable[[Endpoint], Caller]:
+    def factory(endpoint: Endpoint) -> Caller:
+        """httpx with ``PolicyTransport`` and the bundled default policy (its
+        governor on, or off); each call bounded by the cell's deadline, as a
+        user bounds a call (``overriding(max_elapsed=...)``)."""
+        import httpx
 
-    import policyengine as pe
-    from policyengine.httpx import PolicyTransport
+        import policyengine as pe
+        from policyengine.httpx import PolicyTransport
 
-    inner = httpx.HTTPTransport(limits=_httpx_limits(endpoint))
-    transport = PolicyTransport(inner, engine=pe.Engine())
-    client = httpx.Client(transport=transport, timeout=endpoint.timeout, headers=AUTH)
-    url = endpoint.base_url + "/chat/completions"
+        layers = [] if governed else [{"governor": {"enabled": False}}]
+        engine = pe.Engine(pe.load_policy(*layers, env=False))
+        inner = httpx.HTTPTransport(limits=_httpx_limits(endpoint))
+        transport = PolicyTransport(inner, engine=engine)
+        client = httpx.Client(transport=transport, timeout=endpoint.timeout, headers=AUTH)
+        url = endpoint.base_url + "/chat/completions"
 
-    def call() -> bool:
-        response = client.post(url, json=CHAT)
-        if response.is_success:
-            response.json()
-            return True
-        return False
+        def call() -> bool:
+            with pe.overriding(max_elapsed=endpoint.timeout):
+                response = client.post(url, json=CHAT)
+            if response.is_success:
+                response.json()
+                return True
+            return False
 
-    return Caller(call, client.close)
+        return Caller(call, client.close)
+
+    return factory
 
 
 def _openai(max_retries: int) -> Callable[[Endpoint], Caller]:
@@ -236,8 +244,13 @@ CONTENDERS: dict[str, Contender] = {
     for c in (
         Contender(
             "policyengine",
-            policyengine_default,
-            "httpx + PolicyTransport(engine=Engine()), the default policy",
+            _policyengine(governed=True),
+            "httpx + PolicyTransport(engine=Engine()), the default policy (governor on)",
+        ),
+        Contender(
+            "policyengine-nogov",
+            _policyengine(governed=False),
+            "the same with [governor] enabled = false: each call decides alone",
         ),
         Contender("openai-default", _openai(2), "openai.OpenAI(max_retries=2), its default"),
         Contender("openai-10", _openai(10), "openai.OpenAI(max_retries=10)"),

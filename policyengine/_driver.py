@@ -42,7 +42,16 @@ from ._results import Attempt, Decision, Hook, Outcome
 from ._testing import TestingMode, current_testing
 from ._text import seconds
 
-__all__ = ["LOGGER", "LOG_FIELDS", "MAX_HELD", "CallClock", "CallOptions", "Driver"]
+__all__ = [
+    "HELD_MARGIN",
+    "HELD_MARGIN_MAX",
+    "LOGGER",
+    "LOG_FIELDS",
+    "MAX_HELD",
+    "CallClock",
+    "CallOptions",
+    "Driver",
+]
 
 T = TypeVar("T")
 
@@ -124,6 +133,11 @@ class CallClock:
 #: With no deadline (``max_elapsed = 0``), a call is held by the governor at
 #: most this long in all (seconds): an outage does not hang it for ever.
 MAX_HELD = 300.0
+#: The governor holds a call no later than this fraction of its deadline
+#: before it (at most ``HELD_MARGIN_MAX`` seconds), so that the attempt sent
+#: after the wait can still finish in time.
+HELD_MARGIN = 0.05
+HELD_MARGIN_MAX = 1.0
 
 
 @attrs.frozen
@@ -214,7 +228,10 @@ class _Call(Generic[T]):
         tighter = (self.override or Override()).merge(current_override()).max_elapsed
         if tighter is not None:
             limit = min(limit, tighter) if limit else tighter
-        remaining = (limit - self.elapsed()) if limit else MAX_HELD - self.held
+        if limit:  # leave the attempt itself time to finish within the deadline
+            remaining = limit - self.elapsed() - min(HELD_MARGIN_MAX, HELD_MARGIN * limit)
+        else:
+            remaining = MAX_HELD - self.held
         where = self.options.destination or Destination()
         key = governor.key(where.host, where.credential, attempt.model)
         jitter = self.driver.engine.rng.random()
