@@ -20,6 +20,7 @@ Pure functions of a ``BreakerState`` and the time passed in.
 from __future__ import annotations
 
 import enum
+import math
 from typing import NamedTuple
 
 import attrs
@@ -27,6 +28,7 @@ import attrs
 from .._model import Breaker
 
 __all__ = [
+    "NO_PROBE",
     "PROBE_LEASE",
     "BreakerState",
     "Gate",
@@ -36,6 +38,8 @@ __all__ = [
     "observe",
 ]
 
+#: ``BreakerState.probe_at`` when no probe is out.
+NO_PROBE = -math.inf
 #: A probe that has not answered after this long no longer holds the others
 #: back (seconds): another caller may probe.
 PROBE_LEASE = 30.0
@@ -76,15 +80,15 @@ class BreakerState:
     """Open until then (half-open after); 0 when closed."""
     open_for: float = 0.0
     """How long it stays open this time."""
-    probe_at: float = 0.0
-    """When the probe now out went (0: none)."""
+    probe_at: float = -math.inf
+    """When the probe now out went (``NO_PROBE``: none)."""
     closed_at: float = 0.0
     """When it last closed after being open."""
 
 
 def admit(s: BreakerState, now: float, settings: Breaker, first_contact: float) -> Gate:
     """Whether a call may send now (``s`` changed when it becomes the probe)."""
-    probing = s.probe_at > 0.0 and now - s.probe_at < PROBE_LEASE
+    probing = now - s.probe_at < PROBE_LEASE
     if s.open_until > 0.0 and settings.enabled:
         if now < s.open_until:
             return Gate(GateKind.WAIT, s.open_until)
@@ -93,9 +97,9 @@ def admit(s: BreakerState, now: float, settings: Breaker, first_contact: float) 
         s.probe_at = now
         return Gate(GateKind.PROBE)
     if not s.known and first_contact > 0.0:
-        if s.probe_at > 0.0 and now - s.probe_at < first_contact:
+        if now - s.probe_at < first_contact:
             return Gate(GateKind.WAIT, s.probe_at + first_contact, for_probe=True)
-        if s.probe_at == 0.0:
+        if s.probe_at == NO_PROBE:
             s.probe_at = now
             return Gate(GateKind.PROBE)
     return Gate(GateKind.GO)
@@ -108,7 +112,7 @@ def observe(
     ``probe`` when it answered the call ``admit`` made the probe."""
     s.known = True
     if probe:
-        s.probe_at = 0.0
+        s.probe_at = NO_PROBE
     if not failed:
         s.failures = 0
         if s.open_until > 0.0 and (probe or now >= s.open_until):

@@ -173,7 +173,7 @@ class Governor:
                 if slot.seq != _limiter.NOT_RESERVED:
                     _limiter.release(st.limiter)
                 if probe and st.signal is not None:  # let a held caller probe instead
-                    st.breaker.probe_at = 0.0
+                    st.breaker.probe_at = _breaker.NO_PROBE
                     st.signal.fire()
                     st.signal = None
                 if slot.at > deadline_at:
@@ -273,7 +273,7 @@ class Governor:
         if not ticket.probe:
             return
         with self.store.state(ticket.key, now) as st:
-            st.breaker.probe_at = 0.0
+            st.breaker.probe_at = _breaker.NO_PROBE
             signal, st.signal = st.signal, None
         if signal is not None:
             signal.fire()

@@ -14,11 +14,13 @@ import pytest
 import policyengine as pe
 from policyengine.testing import (
     FakeGateway,
+    RateLimit,
     TestingMode,
     bad_gateway_html,
     context_length_exceeded,
     invalid_api_key,
     model_not_found,
+    quota_exhausted,
     rate_limited,
     reset,
     slow,
@@ -290,3 +292,54 @@ class Scenarios:
         assert SECRET not in caplog.text
         assert SECRET[8:] not in caplog.text
         assert SECRET not in repr([r.__dict__ for r in records])
+
+    # --- the governor: one driver (so one governor) for several calls ---------------
+
+    #: Whether the adapter sees a call before its first attempt (urllib3's Retry does not).
+    gates_first_attempt = True
+
+    @staticmethod
+    def refused_status(sent: Sent) -> int | None:
+        """The status a refused call shows: its response's, or the one of the
+        exception the client raises for it (aiohttp)."""
+        if sent.status is not None:
+            return sent.status
+        return getattr(sent.error, "status", None)
+
+    def test_governor_asks_an_exhausted_quota_once(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(*[quota_exhausted()] * 3)
+        driver = pe.Driver(default_engine)
+        sent = [self.send(gateway, driver) for _ in range(3)]
+        if not self.gates_first_attempt:
+            assert gateway.count() == 3  # it learns, but cannot hold a first attempt back
+            return
+        assert gateway.count() == 1
+        assert [self.refused_status(s) for s in sent] == [429, 429, 429]
+
+    def test_governor_refuses_calls_while_the_circuit_is_open(
+        self, gateway: FakeGateway, testing: TestingMode
+    ) -> None:
+        policy = pe.load_policy(
+            {"governor": {"breaker": {"failures": 2, "open_for": 5.0, "max_open_for": 5.0}}},
+            env=False,
+        )
+        gateway.script(*[unavailable()] * 4)
+        driver = pe.Driver(pe.Engine(policy))
+        with pe.overriding(max_attempts=1, max_elapsed=1.0):  # the probe (in 5s) is past it
+            sent = [self.send(gateway, driver) for _ in range(4)]
+        if not self.gates_first_attempt:
+            assert gateway.count() == 4
+            return
+        assert gateway.count() == 2
+        assert [self.refused_status(s) for s in sent] == [503, 503, 503, 503]
+
+    def test_governor_paces_calls_to_a_rate_limit(self, default_engine: pe.Engine) -> None:
+        # Real time (no testing mode): the server's bucket refills in real time.
+        with FakeGateway(rate_limit=RateLimit(per_second=20.0, burst=2.0)) as gateway:
+            driver = pe.Driver(default_engine)
+            sent = [self.send(gateway, driver) for _ in range(8)]
+        assert [s.status for s in sent] == [200] * 8
+        if self.gates_first_attempt:  # (urllib3 cannot hold a first attempt back)
+            assert gateway.rejected == 0

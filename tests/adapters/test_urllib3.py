@@ -27,6 +27,7 @@ from .scenarios import TIMEOUT, Scenarios, Sent, parse  # noqa: E402
 
 class TestPoolManager(Scenarios):
     fallback = False  # urllib3's Retry cannot change the request body
+    gates_first_attempt = False  # urllib3 asks a Retry only after an attempt
 
     def send(
         self,
@@ -52,6 +53,7 @@ class TestRequestsHTTPAdapterMaxRetries(Scenarios):
     """requests' own HTTPAdapter, with PolicyRetry as max_retries."""
 
     fallback = False
+    gates_first_attempt = False
 
     def send(
         self,

@@ -256,3 +256,34 @@ def test_testing_mode_records_the_holds_apart_from_the_waits() -> None:
     assert response.status_code == 200
     assert len(mode.waits) == 1  # the backoff after the 503
     assert sum(mode.held) == pytest.approx(3.0 - mode.waits[0], abs=0.05)  # the circuit's wait
+
+
+async def test_aiohttp_tasks_share_a_sticky_failure_and_a_pace() -> None:
+    aiohttp = pytest.importorskip("aiohttp")
+    from policyengine.aiohttp import PolicyMiddleware
+
+    with FakeGateway(default=quota_exhausted()) as gateway:
+        async with aiohttp.ClientSession(middlewares=(PolicyMiddleware(),)) as session:
+
+            async def call() -> int:
+                try:
+                    async with session.post(gateway.chat_url, json=BODY, headers=KEY) as r:
+                        return int(r.status)
+                except aiohttp.ClientResponseError as refused:  # refused before sending
+                    return int(refused.status)
+
+            statuses = await asyncio.gather(*(call() for _ in range(20)))
+        assert statuses == [429] * 20
+        assert gateway.count() <= 2
+
+    limit = RateLimit(per_second=30.0, burst=3.0)
+    with FakeGateway(rate_limit=limit) as gateway:
+        async with aiohttp.ClientSession(middlewares=(PolicyMiddleware(),)) as session:
+
+            async def paced() -> int:
+                async with session.post(gateway.chat_url, json=BODY, headers=KEY) as r:
+                    return int(r.status)
+
+            statuses = await asyncio.gather(*(paced() for _ in range(30)))
+        assert statuses == [200] * 30
+        assert gateway.rejected <= 2, gateway.rejected
