@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import attrs
 import backoff
@@ -33,7 +33,7 @@ import backoff
 from ._clients import coerce_response
 from ._engine import Engine
 from ._errors import give_up_message, what_came_back
-from ._governor import Deny, Destination, Go, Governor, Ticket
+from ._governor import Deny, Destination, Go, Governor, Ticket, TrafficKey
 from ._governor._governor import Admission
 from ._model import Action, ActionKind, AmendedDetails, Response
 from ._overrides import Override, current_override, tighten
@@ -173,7 +173,7 @@ def _admit_sync(call: _Call[Any], attempt: Attempt) -> Deny | None:
 async def _admit_async(call: _Call[Any], attempt: Attempt) -> Deny | None:
     """The async ``_admit_sync``."""
     while True:
-        admission = call.admit(attempt)
+        admission = await call.aadmit(attempt)
         if admission is None:
             return None
         if isinstance(admission, Deny):
@@ -189,6 +189,16 @@ async def _admit_async(call: _Call[Any], attempt: Attempt) -> Deny | None:
             pause = call.hold(admission.wait)
             if pause > 0.0:
                 await asyncio.sleep(pause)
+
+
+class _Question(NamedTuple):
+    """What the driver asks the governor before an attempt."""
+
+    governor: Governor
+    key: TrafficKey
+    now: float
+    retry: bool
+    deadline_at: float
 
 
 @attrs.define
@@ -217,8 +227,8 @@ class _Call(Generic[T]):
 
     # --- the governor ------------------------------------------------------------
 
-    def admit(self, attempt: Attempt) -> Admission | None:
-        """Ask the governor about this attempt (None: there is none)."""
+    def _ask(self, attempt: Attempt) -> _Question | None:
+        """What to ask the governor about this attempt (None: there is none)."""
         governor = self.driver.governor
         if governor is None or not governor.enabled:
             return None
@@ -234,15 +244,36 @@ class _Call(Generic[T]):
             remaining = MAX_HELD - self.held
         where = self.options.destination or Destination()
         key = governor.key(where.host, where.credential, attempt.model)
-        jitter = self.driver.engine.rng.random()
-        admission = governor.admit(
-            key, now, retry=attempt.number > 1, deadline_at=now + remaining, jitter=jitter
-        )
+        return _Question(governor, key, now, attempt.number > 1, now + remaining)
+
+    def _heard(self, admission: Admission) -> Admission:
         if isinstance(admission, Go):
             self.ticket = admission.ticket
         if not isinstance(admission, Deny) and admission.note:
             self.notes.append(admission.note)
         return admission
+
+    def admit(self, attempt: Attempt) -> Admission | None:
+        """Ask the governor about this attempt (None: there is none)."""
+        q = self._ask(attempt)
+        if q is None:
+            return None
+        jitter = self.driver.engine.rng.random()
+        return self._heard(
+            q.governor.admit(q.key, q.now, retry=q.retry, deadline_at=q.deadline_at, jitter=jitter)
+        )
+
+    async def aadmit(self, attempt: Attempt) -> Admission | None:
+        """The async ``admit``."""
+        q = self._ask(attempt)
+        if q is None:
+            return None
+        jitter = self.driver.engine.rng.random()
+        return self._heard(
+            await q.governor.aadmit(
+                q.key, q.now, retry=q.retry, deadline_at=q.deadline_at, jitter=jitter
+            )
+        )
 
     def hold(self, seconds: float) -> float:
         """The seconds to really sleep for a governor wait (0 in testing mode)."""

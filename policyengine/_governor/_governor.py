@@ -25,23 +25,18 @@ from typing import NamedTuple
 
 import attrs
 
-from .._model import (
-    Action,
-    ActionKind,
-    AmendedDetails,
-    Policy,
-    Response,
-    StaticDetails,
-)
+from .._model import Action, ActionKind, Policy, Response, StaticDetails
 from .._model import Governor as Settings
 from .._overrides import give_up
 from .._text import seconds
-from . import _breaker, _budget, _limiter, _sticky
-from ._breaker import GateKind, Transition
+from . import _sticky
+from ._breaker import Transition
 from ._keys import TrafficKey, make_key
 from ._ratelimit import read_ratelimit
+from ._remembered import Remembered
 from ._signals import Signal
-from ._store import KeyState, MemoryStore
+from ._steps import AdmitStep, SettleReport, Verdict
+from ._store import MemoryStore, Store
 
 __all__ = ["Admission", "Deny", "Go", "Governor", "Hold", "Ticket"]
 
@@ -97,13 +92,14 @@ class Governor:
 
     One is made for each driver (so for each adapter or SDK client) from its
     policy's ``[governor]`` table; pass the same object to several to share
-    it. Immutable settings, mutable state (in ``store``), safe to share
-    between threads and asyncio tasks.
+    it. Its settings can be replaced (a policy reload) while its state stays.
+    Safe to share between threads and asyncio tasks.
 
     Args:
         settings: The ``[governor]`` settings, or a ``Policy`` to take them from.
         logger: Where circuit transitions and sticky failures are logged.
-        store: Where key states live; default a bounded in-process store.
+        store: Where key states live; default a bounded in-process store
+            (``policyengine.redis.RedisStore`` shares them between processes).
     """
 
     def __init__(
@@ -111,13 +107,13 @@ class Governor:
         settings: Settings | Policy | None = None,
         *,
         logger: logging.Logger | None = None,
-        store: MemoryStore | None = None,
+        store: Store | None = None,
     ) -> None:
         if isinstance(settings, Policy):
             settings = settings.governor
         self.settings: Settings = settings if settings is not None else Settings(enabled=True)
         self.logger = logger if logger is not None else LOGGER
-        self.store = store if store is not None else MemoryStore()
+        self.store: Store = store if store is not None else MemoryStore()
 
     def __repr__(self) -> str:
         return f"Governor(enabled={self.settings.enabled}, keys={len(self.store)})"
@@ -125,6 +121,10 @@ class Governor:
     @property
     def enabled(self) -> bool:
         return self.settings.enabled
+
+    def reconfigure(self, settings: Settings | Policy) -> None:
+        """Take new settings (a reloaded policy); the state of every key stays."""
+        self.settings = settings.governor if isinstance(settings, Policy) else settings
 
     def key(self, host: str = "", credential: str = "", model: str | None = None) -> TrafficKey:
         """The key of a request, as the policy's ``key`` parts say."""
@@ -153,53 +153,47 @@ class Governor:
         Returns:
             ``Go``, ``Hold`` or ``Deny``.
         """
-        s = self.settings
-        with self.store.state(key, now) as st:
-            held = _sticky.current(st.sticky, now)
-            if held is not None and held.action is not None:
-                return Deny(self._sticky_action(key, held, now), held.response)
-            gate = _breaker.admit(st.breaker, now, s.breaker, s.first_contact)
-            if gate.kind is GateKind.WAIT:
-                return self._hold(key, st, now, gate, deadline_at)
-            probe = gate.kind is GateKind.PROBE
-            if probe and (st.signal is None or st.signal.fired):
-                st.signal = Signal()
-            if not retry:
-                _budget.deposit(st.budget, s.retry_budget)
-            if not s.limiter.enabled:
-                return Go(0.0, Ticket(key, -1, probe, retry), "")
-            slot = _limiter.reserve(st.limiter, now, jitter)
-            if slot.at > deadline_at or slot.seq == _limiter.NOT_RESERVED:
-                if slot.seq != _limiter.NOT_RESERVED:
-                    _limiter.release(st.limiter)
-                if probe and st.signal is not None:  # let a held caller probe instead
-                    st.breaker.probe_at = _breaker.NO_PROBE
-                    st.signal.fire()
-                    st.signal = None
-                if slot.at > deadline_at:
-                    return Deny(self._slot_action(key, slot.at - now, st), None)
-                note = f"governor: held {seconds(slot.at - now)}s: the rate limit of {key} is spent"
-                return Hold(slot.at - now, None, note)
-            note = ""
-            if slot.at > now:
-                note = f"governor: paced {seconds(slot.at - now)}s for a send slot of {key}"
-            return Go(slot.at - now, Ticket(key, slot.seq, probe, retry), note)
+        step, signal = self.store.admit(key, now, self.settings, retry, deadline_at - now, jitter)
+        return self._admission(key, step, signal, retry)
 
-    def _hold(
-        self, key: TrafficKey, st: KeyState, now: float, gate: _breaker.Gate, deadline_at: float
+    async def aadmit(
+        self,
+        key: TrafficKey,
+        now: float,
+        *,
+        retry: bool,
+        deadline_at: float = math.inf,
+        jitter: float = 0.0,
     ) -> Admission:
-        if gate.for_probe:
-            if now >= deadline_at:
-                return Deny(self._circuit_action(key, st, now, "its probe's answer"), None)
-            if st.signal is None:
-                st.signal = Signal()
-            what = "the circuit's probe" if st.breaker.open_until else "the key's first answer"
-            return Hold(min(gate.until, deadline_at) - now, st.signal, f"governor: held for {what}")
-        if gate.until > deadline_at:
-            when = f"its probe in {seconds(gate.until - now)}s"
-            return Deny(self._circuit_action(key, st, now, when), None)
-        note = f"governor: held {seconds(gate.until - now)}s while the circuit of {key} is open"
-        return Hold(gate.until - now, None, note)
+        """``admit``, without blocking the event loop on a shared store."""
+        step, signal = await self.store.aadmit(
+            key, now, self.settings, retry, deadline_at - now, jitter
+        )
+        return self._admission(key, step, signal, retry)
+
+    def _admission(
+        self, key: TrafficKey, step: AdmitStep, signal: Signal | None, retry: bool
+    ) -> Admission:
+        verdict = step.verdict
+        if verdict is Verdict.GO:
+            note = ""
+            if step.wait > 0.0:
+                note = f"governor: paced {seconds(step.wait)}s for a send slot of {key}"
+            return Go(step.wait, Ticket(key, step.seq, step.probe, retry), note)
+        if verdict is Verdict.HOLD:
+            what = {
+                "probe": "for the circuit's probe",
+                "first": "for the key's first answer",
+                "spent": f"{seconds(step.wait)}s: the rate limit of {key} is spent",
+            }.get(step.why, f"{seconds(step.wait)}s while the circuit of {key} is open")
+            return Hold(step.wait, signal, f"governor: held {what}")
+        if verdict is Verdict.STICKY:
+            assert step.failure is not None
+            return Deny(self._sticky_action(key, step.failure, step.wait), step.failure.response)
+        if verdict is Verdict.CIRCUIT:
+            waiting = f"its probe in {seconds(step.wait)}s" if step.wait else "its probe's answer"
+            return Deny(self._circuit_action(key, step, waiting), None)
+        return Deny(self._slot_action(key, step.wait, step.left), None)
 
     # --- after the answer --------------------------------------------------------
 
@@ -225,39 +219,34 @@ class Governor:
         """
         s = self.settings
         failed = action.classification in s.transient and action.kind is not ActionKind.SUCCEED
-        rejected = response is not None and response.status == 429
         wait = _server_wait(action)
         reading = None
         if s.limiter.enabled and response is not None and response.headers:
             reading = read_ratelimit(response.headers, wall_now())
-        over_budget = False
-        with self.store.state(ticket.key, now) as st:
-            if s.limiter.enabled and (ticket.seq is None or ticket.seq >= 0):
-                seq = ticket.seq if ticket.seq is not None else st.limiter.sent - 1
-                _limiter.observe(st.limiter, now, seq, reading, rejected, wait)
-            transition = _breaker.observe(st.breaker, now, failed, ticket.probe, s.breaker)
-            if transition is Transition.OPENED or transition is Transition.REOPENED:
-                st.opened_by = action
-            signal = st.signal if ticket.probe else None
-            if signal is not None:
-                st.signal = None
-            became_sticky = _sticky.remember(st.sticky, now, action, response, wait, s.sticky)
-            if action.should_retry and failed and not st.breaker.open_until:
-                over_budget = not _budget.withdraw(st.budget, s.retry_budget)
-            open_for = st.breaker.open_for
-        if signal is not None:
-            signal.fire()
-        if transition is not None:
-            self._log_transition(ticket.key, transition, action, open_for)
-        if became_sticky:
+        sticky_for = _sticky.hold_for(action.classification, wait, s.sticky)
+        report = SettleReport(
+            seq=ticket.seq,
+            probe=ticket.probe,
+            failed=failed,
+            rejected=response is not None and response.status == 429,
+            server_wait=wait,
+            reading=reading,
+            sticky_for=sticky_for,
+            retrying=action.should_retry and failed,
+            failure=lambda: Remembered.of(action, response),
+        )
+        step = self.store.settle(ticket.key, now, s, report)
+        if step.transition is not None:
+            self._log_transition(ticket.key, step.transition, action, step.open_for)
+        if sticky_for is not None:
             self.logger.warning(
                 "governor: %s failed with %s; other calls for it fail at once for %ss",
                 ticket.key,
                 action.classification,
-                seconds(wait if wait is not None else s.sticky.cooldown),
+                seconds(sticky_for),
                 extra={"key": str(ticket.key), "transition": "sticky"},
             )
-        if over_budget:
+        if step.over_budget:
             budget = s.retry_budget
             why = (
                 f"governor: the retry budget of {ticket.key} is spent (retries may add "
@@ -270,13 +259,7 @@ class Governor:
 
     def cancel(self, ticket: Ticket, now: float) -> None:
         """The admitted call sent nothing the engine could judge: free its probe."""
-        if not ticket.probe:
-            return
-        with self.store.state(ticket.key, now) as st:
-            st.breaker.probe_at = _breaker.NO_PROBE
-            signal, st.signal = st.signal, None
-        if signal is not None:
-            signal.fire()
+        self.store.cancel(ticket.key, now, ticket.probe)
 
     # --- words ---------------------------------------------------------------------
 
@@ -304,42 +287,29 @@ class Governor:
             extra=extra,
         )
 
-    def _sticky_action(self, key: TrafficKey, held: _sticky.StickyState, now: float) -> Action:
-        action = held.action
-        assert action is not None
+    def _sticky_action(self, key: TrafficKey, failure: Remembered, left: float) -> Action:
         why = (
-            f"governor: {key} failed with {action.classification} (rule {action.rule_id!r}); "
-            f"failing at once for {seconds(held.until - now)}s more instead of asking again"
+            f"governor: {key} failed with {failure.classification} (rule "
+            f"{failure.rule_id!r}); failing at once for {seconds(left)}s more instead of "
+            "asking again"
         )
-        return attrs.evolve(
-            action,
-            kind=ActionKind.FAIL,
-            fallback=None,
-            details=AmendedDetails(action.details, after=(why,)),
-        )
+        return failure.action(why)
 
-    def _circuit_action(self, key: TrafficKey, st: KeyState, now: float, waiting: str) -> Action:
-        base = st.opened_by
+    def _circuit_action(self, key: TrafficKey, step: AdmitStep, waiting: str) -> Action:
         why = (
-            f"governor: the circuit of {key} is open after {st.breaker.failures} transient "
+            f"governor: the circuit of {key} is open after {step.failures} transient "
             f"failures in a row; not waiting for {waiting}, past this call's deadline"
         )
         note = "The upstream is failing for every caller of this client; try again later."
-        if base is None:
+        if step.failure is None:
             details = StaticDetails(reasons=(why,), remediation=note)
             return Action(ActionKind.FAIL, "upstream_unavailable", True, 0.0, "", details=details)
-        return attrs.evolve(
-            base,
-            kind=ActionKind.FAIL,
-            delay=0.0,
-            fallback=None,
-            details=AmendedDetails(base.details, after=(why,), note=note, source="none"),
-        )
+        return attrs.evolve(step.failure.action(why, note), delay=0.0)
 
-    def _slot_action(self, key: TrafficKey, wait: float, st: KeyState) -> Action:
+    def _slot_action(self, key: TrafficKey, wait: float, left: float) -> Action:
         why = (
             f"governor: the next send slot of {key} is {seconds(wait)}s away "
-            f"({st.limiter.remaining + 1:g} left of its rate limit), past this call's deadline"
+            f"({left:g} left of its rate limit), past this call's deadline"
         )
         remediation = (
             f"Rate limited by this client's pace: the next slot is in {seconds(wait)}s, later "

@@ -9,40 +9,35 @@ from __future__ import annotations
 
 import attrs
 
-from .._model import Action, Response, Sticky
+from .._model import Sticky
+from ._remembered import Remembered
 
-__all__ = ["StickyState", "current", "remember"]
+__all__ = ["StickyState", "current", "hold_for", "remember"]
 
 
 @attrs.define(slots=True)
 class StickyState:
     until: float = 0.0
-    action: Action | None = None
-    response: Response | None = None
-    """The answer that made it sticky, replayed to callers (None: a network failure)."""
+    failure: Remembered | None = None
 
 
-def remember(
-    s: StickyState,
-    now: float,
-    action: Action,
-    response: Response | None,
-    server_wait: float | None,
-    settings: Sticky,
-) -> bool:
-    """Hold ``action`` for the key when its classification is sticky."""
-    if not settings.enabled or action.classification not in settings.classifications:
-        return False
-    hold = server_wait if server_wait is not None and server_wait > 0.0 else settings.cooldown
-    s.until, s.action, s.response = now + hold, action, response
-    return True
+def hold_for(classification: str, server_wait: float | None, settings: Sticky) -> float | None:
+    """How long a failure of ``classification`` is sticky (None: it is not)."""
+    if not settings.enabled or classification not in settings.classifications:
+        return None
+    return server_wait if server_wait is not None and server_wait > 0.0 else settings.cooldown
 
 
-def current(s: StickyState, now: float) -> StickyState | None:
+def remember(s: StickyState, now: float, hold: float, failure: Remembered) -> None:
+    """Hold ``failure`` for the key for ``hold`` seconds."""
+    s.until, s.failure = now + hold, failure
+
+
+def current(s: StickyState, now: float) -> Remembered | None:
     """The sticky failure in force, or None (forgotten once it ran out)."""
-    if s.action is None:
+    if s.failure is None:
         return None
     if now < s.until:
-        return s
-    s.until, s.action, s.response = 0.0, None, None
+        return s.failure
+    s.until, s.failure = 0.0, None
     return None

@@ -20,7 +20,8 @@ from policyengine._governor._breaker import (
     observe,
 )
 from policyengine._governor._budget import BudgetState, deposit, withdraw
-from policyengine._governor._sticky import StickyState, current, remember
+from policyengine._governor._remembered import Remembered
+from policyengine._governor._sticky import StickyState, current, hold_for, remember
 from policyengine._model import Breaker, RetryBudget, Sticky
 
 BREAKER = Breaker(failures=3, open_for=1.0, max_open_for=4.0)
@@ -102,14 +103,38 @@ def test_sticky_holds_for_the_servers_wait_else_the_cooldown() -> None:
     quota = pe.Engine().evaluate(
         pe.Response(429, {}, b'{"error": {"code": "insufficient_quota", "message": "no"}}')
     )
-    rate = pe.Engine().evaluate(pe.Response(429, {"Retry-After": "2"}, b""))
+    assert hold_for("rate_limit", 2.0, Sticky()) is None  # not a sticky classification
+    assert hold_for(quota.classification, None, Sticky(cooldown=30.0)) == 30.0
+    assert hold_for(quota.classification, 5.0, Sticky(cooldown=30.0)) == 5.0
+    assert hold_for(quota.classification, None, Sticky(enabled=False)) is None
     s = StickyState()
-    assert not remember(s, 0.0, rate, None, 2.0, Sticky())  # not a sticky classification
-    assert remember(s, 0.0, quota, None, None, Sticky(cooldown=30.0))
-    assert current(s, 29.9) is s
-    assert current(s, 30.0) is None and s.action is None
-    assert remember(s, 0.0, quota, None, 5.0, Sticky(cooldown=30.0))
-    assert current(s, 5.1) is None
+    failure = Remembered.of(quota, None)
+    remember(s, 0.0, 30.0, failure)
+    assert current(s, 29.9) is failure
+    assert current(s, 30.0) is None and s.failure is None
+
+
+def test_a_remembered_failure_survives_a_trip_through_json() -> None:
+    body = (
+        b'{"error": {"code": "insufficient_quota", "message": "Quota for sk-abcdef123456 spent"}}'
+    )
+    response = pe.Response(429, {"x-request-id": "r1"}, body)
+    action = pe.Engine().evaluate(response)
+    remembered = Remembered.of(action, response)
+    back = Remembered.from_json(remembered.to_json())
+    assert back == remembered
+    assert back.response is not None
+    assert b"sk-abcdef123456" not in back.response.body  # masked in what is replayed
+    assert "sk-abcdef123456" not in back.remediation + " ".join(back.reasons)
+    assert Remembered.from_json(b"garbage") is None
+    assert Remembered.from_json('{"classification": 1}') is None
+    told = back.action("governor: told")
+    assert (told.kind, told.classification, told.rule_id) == (
+        "fail",
+        "quota_exhausted",
+        action.rule_id,
+    )
+    assert told.reasons[-1] == "governor: told"
 
 
 def test_admission_denies_a_slot_past_the_deadline() -> None:
