@@ -426,6 +426,9 @@ class Governor:
             (for the breaker and the retry budget).
         first_contact: A key no answer was seen for yet gets one request;
             the others wait for its answer at most this long (seconds).
+        redis_url: Share the state with every process pointed at this Redis
+            (``policyengine[redis]``); "" (and no ``POLICYENGINE_REDIS_URL``
+            in the environment): in this process only.
     """
 
     enabled: bool = False
@@ -438,6 +441,7 @@ class Governor:
         "connection",
     )
     first_contact: Seconds = Seconds(DEFAULT_FIRST_CONTACT)
+    redis_url: str = ""
     limiter: Limiter = Limiter()
     retry_budget: RetryBudget = RetryBudget()
     breaker: Breaker = Breaker()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -35,10 +37,19 @@ from ._keys import TrafficKey, make_key
 from ._ratelimit import read_ratelimit
 from ._remembered import Remembered
 from ._signals import Signal
-from ._steps import AdmitStep, SettleReport, Verdict
+from ._steps import AdmitStep, SettleReport, SettleStep, Verdict
 from ._store import MemoryStore, Store
 
-__all__ = ["Admission", "Deny", "Go", "Governor", "Hold", "Ticket"]
+__all__ = [
+    "REDIS_URL_VAR",
+    "Admission",
+    "Deny",
+    "Go",
+    "Governor",
+    "Hold",
+    "Ticket",
+    "default_store",
+]
 
 LOGGER = logging.getLogger("policyengine.governor")
 
@@ -87,6 +98,40 @@ def _server_wait(action: Action) -> float | None:
     return action.delay if source in ("server", "clamp") and action.delay > 0.0 else None
 
 
+#: The environment variable naming a Redis to share the governor's state in
+#: (over ``[governor] redis_url``).
+REDIS_URL_VAR = "POLICYENGINE_REDIS_URL"
+
+_shared: dict[str, Store] = {}
+_shared_lock = threading.Lock()
+
+
+def default_store(settings: Settings) -> Store:
+    """The store a governor gets unless given one: the process's one store
+    for the Redis named by ``POLICYENGINE_REDIS_URL`` or ``redis_url`` (one
+    per URL, shared by every governor of the process), else a new in-process
+    store. Without the ``redis`` extra, the in-process store, said once."""
+    url = os.environ.get(REDIS_URL_VAR, "").strip() or settings.redis_url.strip()
+    if not url or not settings.enabled:
+        return MemoryStore()
+    with _shared_lock:
+        found = _shared.get(url)
+        if found is None:
+            try:
+                from ._redisstore import RedisStore
+            except ImportError as exc:
+                LOGGER.warning(
+                    "governor: a Redis is named but the redis package is missing (%s); "
+                    "install policyengine[redis]. Deciding in this process.",
+                    exc,
+                )
+                found = MemoryStore()
+            else:
+                found = RedisStore(url)
+            _shared[url] = found
+        return found
+
+
 class Governor:
     """Coordinates the calls of every caller that shares it, per key.
 
@@ -113,7 +158,7 @@ class Governor:
             settings = settings.governor
         self.settings: Settings = settings if settings is not None else Settings(enabled=True)
         self.logger = logger if logger is not None else LOGGER
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store: Store = store if store is not None else default_store(self.settings)
 
     def __repr__(self) -> str:
         return f"Governor(enabled={self.settings.enabled}, keys={len(self.store)})"
@@ -234,10 +279,10 @@ class Governor:
             sticky_for=sticky_for,
             retrying=action.should_retry and failed,
             failure=lambda: Remembered.of(action, response),
+            later=lambda step: self._told(ticket.key, step, action),
         )
         step = self.store.settle(ticket.key, now, s, report)
-        if step.transition is not None:
-            self._log_transition(ticket.key, step.transition, action, step.open_for)
+        self._told(ticket.key, step, action)
         if sticky_for is not None:
             self.logger.warning(
                 "governor: %s failed with %s; other calls for it fail at once for %ss",
@@ -262,6 +307,10 @@ class Governor:
         self.store.cancel(ticket.key, now, ticket.probe)
 
     # --- words ---------------------------------------------------------------------
+
+    def _told(self, key: TrafficKey, step: SettleStep, action: Action) -> None:
+        if step.transition is not None:
+            self._log_transition(key, step.transition, action, step.open_for)
 
     def _log_transition(
         self, key: TrafficKey, transition: Transition, action: Action, open_for: float

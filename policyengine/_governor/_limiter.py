@@ -136,16 +136,17 @@ def _catch_up(s: LimiterState, t: float) -> bool:
     """Apply the resets that have come by ``t``; whether any had."""
     if not s.reset_at or t < s.reset_at + RESET_MARGIN:
         return False
-    spans = 0
-    if s.span > 0.0:  # (a hair of slack: t often sits exactly on a reset)
-        spans = max(0, int((t - s.reset_at - RESET_MARGIN) / s.span + 1e-9))
-    resets = 1 + min(spans, MAX_RENEWALS)
-    s.remaining = _allowance_after(s, resets)
+    spans = 0.0  # whole spans past the reset (a hair of slack: t often sits on one)
+    if s.span > 0.0:
+        spans = math.floor(min(MAX_RENEWALS, (t - s.reset_at - RESET_MARGIN) / s.span + 1e-9))
+    s.remaining = _allowance_after(s, 1 + int(max(0.0, spans)))
     s.since = 0
-    if s.span > 0.0 and math.isfinite(s.limit):
-        s.reset_at += (1 + spans) * s.span
-    else:
+    if not (s.span > 0.0 and math.isfinite(s.limit)):
         s.reset_at = 0.0
+    elif spans >= MAX_RENEWALS:  # idle for long: a fresh window from now
+        s.reset_at = t + s.span
+    else:
+        s.reset_at += (1.0 + max(0.0, spans)) * s.span
     return True
 
 

@@ -139,6 +139,9 @@ class SettleReport(NamedTuple):
     """The engine retries this transient failure: it spends the budget."""
     failure: Callable[[], Remembered]
     """The failure, remembered (asked for only when it is kept)."""
+    later: Callable[[SettleStep], object] | None = None
+    """For a store that settles after returning (not waiting for its answer):
+    called with the step once it is known, from another thread."""
 
 
 class SettleStep(NamedTuple):
