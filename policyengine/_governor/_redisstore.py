@@ -38,6 +38,7 @@ import weakref
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
@@ -73,6 +74,18 @@ POLL_INTERVAL = 0.05
 
 _SCRIPT = resources.files(__package__).joinpath("_redis.lua").read_text("utf-8")
 _INF = 1e300
+
+
+def _shown(url: str) -> str:
+    """``url`` fit to log: its password masked."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            url = parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        return "(a Redis URL)"
+    return redact(url)
 
 
 def _opt(value: float | None) -> str:
@@ -241,7 +254,7 @@ class RedisStore:
         self._flusher = _Flusher(self._settle_batch)
 
     def __repr__(self) -> str:
-        return f"RedisStore({redact(self._url)!r}, up={self.up})"
+        return f"RedisStore({_shown(self._url)!r}, up={self.up})"
 
     def __len__(self) -> int:
         return len(self._fallback)
@@ -311,7 +324,7 @@ class RedisStore:
         if was_up:
             self._logger.warning(
                 "governor: Redis at %s failed (%s); deciding in this process until it is back",
-                redact(self._url),
+                _shown(self._url),
                 redact(f"{type(exc).__name__}: {exc}"),
                 extra={"transition": "store_down"},
             )
@@ -322,7 +335,7 @@ class RedisStore:
             self._down_until = 0.0
         if was_down:
             self._logger.info(
-                "governor: Redis at %s is back", redact(self._url), extra={"transition": "store_up"}
+                "governor: Redis at %s is back", _shown(self._url), extra={"transition": "store_up"}
             )
 
     @staticmethod

@@ -61,6 +61,8 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                "--enable-debug-command",  # DEBUG SLEEP makes a slow Redis
+                "local",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
