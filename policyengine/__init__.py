@@ -40,6 +40,7 @@ from ._overrides import Override, overriding
 from ._redact import redact
 from ._results import Attempt, Decision, Outcome
 from ._transport import transport_kind
+from ._watch import PolicyWatcher
 
 __all__ = [
     "Action",
@@ -67,6 +68,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyTest",
+    "PolicyWatcher",
     "Problem",
     "Response",
     "Rule",

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -35,7 +36,9 @@ from ._engine import Engine
 from ._errors import give_up_message, what_came_back
 from ._governor import Deny, Destination, Go, Governor, Ticket, TrafficKey
 from ._governor._governor import Admission
-from ._model import Action, ActionKind, AmendedDetails, Response
+from ._layers import Layer
+from ._loading import load_policy
+from ._model import Action, ActionKind, AmendedDetails, Policy, Response
 from ._overrides import Override, current_override, tighten
 from ._redact import redact
 from ._results import Attempt, Decision, Hook, Outcome
@@ -191,6 +194,16 @@ async def _admit_async(call: _Call[Any], attempt: Attempt) -> Deny | None:
                 await asyncio.sleep(pause)
 
 
+class _Live:
+    """The driver's one mutable part: the engine new calls start with."""
+
+    __slots__ = ("engine", "lock")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+
+
 class _Question(NamedTuple):
     """What the driver asks the governor before an attempt."""
 
@@ -206,6 +219,8 @@ class _Call(Generic[T]):
     """The mutable state of one call (the driver itself is immutable)."""
 
     driver: Driver
+    engine: Engine
+    """The engine of the call: the driver's when it started (a reload waits)."""
     model: str | None
     method: str | None
     override: Override | None
@@ -234,7 +249,7 @@ class _Call(Generic[T]):
             return None
         now = self.clock.now()
         previous = self.last.decision.action.rule_id if self.last is not None else ""
-        limit = self.driver.engine.max_elapsed(previous)
+        limit = self.engine.max_elapsed(previous)
         tighter = (self.override or Override()).merge(current_override()).max_elapsed
         if tighter is not None:
             limit = min(limit, tighter) if limit else tighter
@@ -258,7 +273,7 @@ class _Call(Generic[T]):
         q = self._ask(attempt)
         if q is None:
             return None
-        jitter = self.driver.engine.rng.random()
+        jitter = self.engine.rng.random()
         return self._heard(
             q.governor.admit(q.key, q.now, retry=q.retry, deadline_at=q.deadline_at, jitter=jitter)
         )
@@ -268,7 +283,7 @@ class _Call(Generic[T]):
         q = self._ask(attempt)
         if q is None:
             return None
-        jitter = self.driver.engine.rng.random()
+        jitter = self.engine.rng.random()
         return self._heard(
             await q.governor.aadmit(
                 q.key, q.now, retry=q.retry, deadline_at=q.deadline_at, jitter=jitter
@@ -315,6 +330,7 @@ class _Call(Generic[T]):
             override=self.override,
             testing=self.clock.testing,
             fallback=self.fallback,
+            engine=self.engine,
         )
         ticket, self.ticket = self.ticket, None
         governor = self.driver.governor
@@ -369,14 +385,66 @@ class Driver:
             ``Governor`` to several drivers to share it; None for none.
     """
 
-    engine: Engine = attrs.field(factory=Engine)
+    _initial: Engine = attrs.field(factory=Engine, alias="engine", repr=False)
     hooks: tuple[Hook, ...] = attrs.field(default=(), converter=_hooks)
     logger: logging.Logger = attrs.field(default=LOGGER, repr=False)
     clock: Callable[[], float] = attrs.field(default=time.monotonic, repr=False)
     governor: Governor | None = attrs.field(
-        default=attrs.Factory(lambda self: Governor(self.engine.policy), takes_self=True),
+        default=attrs.Factory(lambda self: Governor(self._initial.policy), takes_self=True),
         repr=False,
     )
+    _live: _Live = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: _Live(self._initial), takes_self=True),
+        eq=False,
+        repr=False,
+    )
+
+    @property
+    def engine(self) -> Engine:
+        """The engine deciding new calls (``reload`` replaces it)."""
+        return self._live.engine
+
+    def __repr__(self) -> str:
+        return f"Driver(engine={self.engine!r}, hooks={self.hooks!r})"
+
+    def reload(self, *layers: Layer | Policy, env: bool = True, default: bool = True) -> Policy:
+        """Swap to a new policy, atomically, for the calls that start from now
+        on; calls in flight finish under the policy they started with, and the
+        governor keeps its state (it takes the new ``[governor]`` settings).
+
+        Args:
+            layers: A ``Policy``; or files and dicts, as for ``load_policy``.
+            env: As for ``load_policy``.
+            default: As for ``load_policy``.
+
+        Returns:
+            The policy now in use.
+
+        Raises:
+            PolicyError: The new policy is unusable (every problem listed); the
+                policy in use stays.
+        """
+        if len(layers) == 1 and isinstance(layers[0], Policy):
+            policy = layers[0]
+        else:
+            files = [layer for layer in layers if not isinstance(layer, Policy)]
+            if len(files) != len(layers):
+                raise TypeError("pass one Policy, or files and dicts to load one from")
+            policy = load_policy(*files, env=env, default=default)
+        old = self.engine
+        engine = Engine(policy, clock=old.clock, rng=old.rng)
+        with self._live.lock:
+            self._live.engine = engine
+            if self.governor is not None:
+                self.governor.reconfigure(policy)
+        self.logger.info(
+            "policy reloaded: %d rules from %s",
+            len(policy.rules),
+            ", ".join(policy.sources) or "a dict",
+            extra={"sources": policy.sources},
+        )
+        return policy
 
     # --- the loop -----------------------------------------------------------------
 
@@ -571,6 +639,7 @@ class Driver:
     ) -> _Call[T]:
         return _Call(
             self,
+            self.engine,
             model,
             method.upper() if method else None,
             Override.of(override),
@@ -626,10 +695,12 @@ class Driver:
         override: Override | Mapping[str, Any] | None,
         testing: TestingMode | None,
         fallback: bool,
+        engine: Engine | None = None,
     ) -> Action:
         """``decide``, without the log line (the caller logs the final action)."""
         mode = testing if testing is not None else current_testing()
-        engine = mode.engine_for(self.engine) if mode is not None else self.engine
+        base = engine if engine is not None else self.engine
+        engine = mode.engine_for(base) if mode is not None else base
         action = engine.evaluate(
             result,
             attempt.number,

@@ -61,6 +61,7 @@ RANK = {
     "_governor.__init__": 12,
     "_driver": 13,
     "_adapting": 14,
+    "_watch": 14,
     "testing": 14,
     # adapters, each behind its extra
     "httpx": 15,
