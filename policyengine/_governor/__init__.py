@@ -11,7 +11,7 @@ _store      key states, bounded, in this process
 _governor   admit before a send, settle after the answer
 """
 
-from ._governor import Admission, Deny, Go, Governor, Hold, Ticket
+from ._governor import Admission, Deny, Go, Governor, GovernorEvent, Hold, Ticket
 from ._keys import Destination, TrafficKey, credential_fingerprint
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Destination",
     "Go",
     "Governor",
+    "GovernorEvent",
     "Hold",
     "Ticket",
     "TrafficKey",

@@ -45,6 +45,8 @@ __all__ = [
     "Admission",
     "Deny",
     "Go",
+    "GovernorEvent",
+    "Listener",
     "Governor",
     "Hold",
     "Ticket",
@@ -81,6 +83,28 @@ class Hold(NamedTuple):
     wait: float
     signal: Signal | None
     note: str
+
+
+class GovernorEvent(NamedTuple):
+    """Something the governor did, told to its listeners (metrics, traces).
+
+    ``kind`` is one of ``paced`` (a send waited ``seconds`` for its slot),
+    ``held`` (a call waited ``seconds`` before asking again: an open circuit,
+    a probe, a spent rate limit), ``refused`` (a call was failed at once:
+    ``reason`` is ``sticky``, ``circuit`` or ``slot``), ``circuit_opened``,
+    ``circuit_reopened``, ``circuit_closed``, or ``sticky`` (a failure of
+    ``classification`` is held for ``seconds``).
+    """
+
+    kind: str
+    key: TrafficKey
+    seconds: float = 0.0
+    reason: str = ""
+    classification: str = ""
+
+
+Listener = Callable[[GovernorEvent], object]
+"""A function told every ``GovernorEvent``; what it raises is logged, not raised."""
 
 
 class Deny(NamedTuple):
@@ -159,6 +183,8 @@ class Governor:
         self.settings: Settings = settings if settings is not None else Settings(enabled=True)
         self.logger = logger if logger is not None else LOGGER
         self.store: Store = store if store is not None else default_store(self.settings)
+        self.listeners: list[Listener] = []
+        """Told every ``GovernorEvent`` (append to it: ``policyengine.otel`` does)."""
 
     def __repr__(self) -> str:
         return f"Governor(enabled={self.settings.enabled}, keys={len(self.store)})"
@@ -216,9 +242,18 @@ class Governor:
         )
         return self._admission(key, step, signal, retry)
 
+    def _emit(self, event: GovernorEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception as exc:
+                self.logger.warning("governor: listener %r failed: %s", listener, exc)
+
     def _admission(
         self, key: TrafficKey, step: AdmitStep, signal: Signal | None, retry: bool
     ) -> Admission:
+        if self.listeners:
+            self._tell_admission(key, step)
         verdict = step.verdict
         if verdict is Verdict.GO:
             note = ""
@@ -284,6 +319,7 @@ class Governor:
         step = self.store.settle(ticket.key, now, s, report)
         self._told(ticket.key, step, action)
         if sticky_for is not None:
+            self._emit(GovernorEvent("sticky", ticket.key, sticky_for, "", action.classification))
             self.logger.warning(
                 "governor: %s failed with %s; other calls for it fail at once for %ss",
                 ticket.key,
@@ -308,9 +344,21 @@ class Governor:
 
     # --- words ---------------------------------------------------------------------
 
+    def _tell_admission(self, key: TrafficKey, step: AdmitStep) -> None:
+        verdict = step.verdict
+        if verdict is Verdict.GO:
+            if step.wait > 0.0:
+                self._emit(GovernorEvent("paced", key, step.wait))
+        elif verdict is Verdict.HOLD:
+            self._emit(GovernorEvent("held", key, step.wait, step.why))
+        else:
+            self._emit(GovernorEvent("refused", key, reason=verdict.value))
+
     def _told(self, key: TrafficKey, step: SettleStep, action: Action) -> None:
         if step.transition is not None:
             self._log_transition(key, step.transition, action, step.open_for)
+            event = f"circuit_{step.transition.value}"
+            self._emit(GovernorEvent(event, key, step.open_for, "", action.classification))
 
     def _log_transition(
         self, key: TrafficKey, transition: Transition, action: Action, open_for: float
