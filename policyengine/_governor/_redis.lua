@@ -27,29 +27,32 @@ local FIELDS = {
   'l_rem', 'l_reset', 'l_limit', 'l_span', 'l_longest', 'l_next', 'l_block',
   'l_sent', 'l_read', 'l_since', 'l_rate', 'l_rate_at', 'l_cap', 'l_cap_at',
   'b_known', 'b_fail', 'b_open', 'b_for', 'b_probe', 'b_closed',
-  'g_tok', 's_until', 'x',
+  'g_tok', 's_until',
 }
 local DEFAULTS = {
   l_rem = INF, l_reset = 0, l_limit = INF, l_span = 0, l_longest = 0, l_next = 0,
   l_block = 0, l_sent = 0, l_read = -1, l_since = 0, l_rate = 0, l_rate_at = 0,
   l_cap = 0, l_cap_at = 0,
   b_known = 0, b_fail = 0, b_open = 0, b_for = 0, b_probe = -INF, b_closed = 0,
-  g_tok = -1, s_until = 0, x = 0,
+  g_tok = -1, s_until = 0,
 }
+-- The numbers live packed in one field ('v', MessagePack: doubles exactly);
+-- the remembered failures in their own ('s_blob', 'o_blob').
 local s = {}
-local raw = redis.call('HMGET', key, unpack(FIELDS))
+local packed = redis.call('HGET', key, 'v')
+local ok, values = false, nil
+if packed then ok, values = pcall(cmsgpack.unpack, packed) end
+if not ok or type(values) ~= 'table' then values = {} end
 for i, name in ipairs(FIELDS) do
-  local v = tonumber(raw[i])
+  local v = tonumber(values[i])
   if v == nil or v ~= v then v = DEFAULTS[name] end  -- absent, or garbage: the default
   s[name] = v
 end
 
 local function save(extra)
-  local args = {}
-  for _, name in ipairs(FIELDS) do
-    args[#args + 1] = name
-    args[#args + 1] = string.format('%.17g', s[name])
-  end
+  local out = {}
+  for i, name in ipairs(FIELDS) do out[i] = s[name] end
+  local args = {'v', cmsgpack.pack(out)}
   for k, v in pairs(extra or {}) do
     args[#args + 1] = k
     args[#args + 1] = v

@@ -241,7 +241,8 @@ class RedisStore:
         self._client = client or redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self._script = self._client.register_script(_SCRIPT)
+        self._sha = hashlib.sha1(_SCRIPT.encode("utf-8")).hexdigest()
+        self._loaded = False  # whether this server has the script (for pipelines)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -270,6 +271,15 @@ class RedisStore:
         """The Redis key of a traffic key: ``prefix:{digest}``."""
         digest = hashlib.sha256(repr(tuple(key)).encode("utf-8", "replace")).hexdigest()[:32]
         return f"{self._prefix}:{{{digest}}}"
+
+    def _run(self, key: TrafficKey, args: list[str], client: Any = None) -> Any:
+        """The script on ``key``: by its SHA, loaded on the first NOSCRIPT."""
+        target = client if client is not None else self._client
+        try:
+            return target.evalsha(self._sha, 1, self.name(key), *args)
+        except redis.exceptions.NoScriptError:
+            self._client.script_load(_SCRIPT)
+            return target.evalsha(self._sha, 1, self.name(key), *args)
 
     def _now(self) -> str:
         return "" if self._clock is None else repr(self._clock())
@@ -318,6 +328,7 @@ class RedisStore:
     # --- failing open ----------------------------------------------------------------
 
     def _failed(self, exc: BaseException) -> None:
+        self._loaded = False  # a restarted server has forgotten the script
         with self._lock:
             was_up = self.up
             self._down_until = time.monotonic() + RETRY_AFTER
@@ -359,10 +370,7 @@ class RedisStore:
     ) -> tuple[AdmitStep, Signal | None]:
         if self.up:
             try:
-                reply = self._script(
-                    keys=[self.name(key)],
-                    args=self._admit_args(settings, retry, deadline_in, jitter),
-                )
+                reply = self._run(key, self._admit_args(settings, retry, deadline_in, jitter))
                 step = _admit_step(reply)
             except Exception as exc:
                 self._failed(exc)
@@ -382,14 +390,8 @@ class RedisStore:
     ) -> tuple[AdmitStep, Signal | None]:
         if self.up:
             try:
-                script = self._async_script()
-                reply = await asyncio.wait_for(
-                    script(
-                        keys=[self.name(key)],
-                        args=self._admit_args(settings, retry, deadline_in, jitter),
-                    ),
-                    self._timeout,
-                )
+                args = self._admit_args(settings, retry, deadline_in, jitter)
+                reply = await asyncio.wait_for(self._arun(key, args), self._timeout)
                 step = _admit_step(reply)
             except Exception as exc:
                 self._failed(exc)
@@ -398,15 +400,18 @@ class RedisStore:
                 return self._polled(step), None
         return self._fallback.admit(key, now, settings, retry, deadline_in, jitter)
 
-    def _async_script(self) -> Any:
+    async def _arun(self, key: TrafficKey, args: list[str]) -> Any:
+        """``_run`` on this event loop's own client (one per loop)."""
         loop = asyncio.get_running_loop()
-        script = self._async.get(loop)
-        if script is None:
+        client = self._async.get(loop)
+        if client is None:
             kwargs = dict(self._client.connection_pool.connection_kwargs)
-            client = redis.asyncio.Redis(**kwargs)
-            script = client.register_script(_SCRIPT)
-            self._async[loop] = script
-        return script
+            client = self._async[loop] = redis.asyncio.Redis(**kwargs)
+        try:
+            return await client.evalsha(self._sha, 1, self.name(key), *args)
+        except redis.exceptions.NoScriptError:
+            await client.script_load(_SCRIPT)
+            return await client.evalsha(self._sha, 1, self.name(key), *args)
 
     def settle(
         self, key: TrafficKey, now: float, settings: Settings, report: SettleReport
@@ -422,7 +427,7 @@ class RedisStore:
             self._flusher.put(_Pending(key, now, settings, report, args))
             return _NOTHING_YET
         try:
-            step = _settle_step(self._script(keys=[self.name(key)], args=args))
+            step = _settle_step(self._run(key, args))
         except Exception as exc:
             self._failed(exc)
             return self._fallback.settle(key, now, settings, report)
@@ -436,9 +441,12 @@ class RedisStore:
                 self._fallback.settle(p.key, p.now, p.settings, p.report)
             return
         try:
+            if not self._loaded:  # a pipeline cannot load it on NOSCRIPT: before, then
+                self._client.script_load(_SCRIPT)
+                self._loaded = True
             pipe = self._client.pipeline(transaction=False)
             for p in batch:
-                self._script(keys=[self.name(p.key)], args=p.args, client=pipe)
+                pipe.evalsha(self._sha, 1, self.name(p.key), *p.args)
             replies = pipe.execute(raise_on_error=False)
             steps = [_settle_step(r) for r in replies]
         except Exception as exc:
@@ -461,7 +469,7 @@ class RedisStore:
             return
         if self.up:
             try:
-                self._script(keys=[self.name(key)], args=["cancel", self._ttl_ms, self._now(), "1"])
+                self._run(key, ["cancel", self._ttl_ms, self._now(), "1"])
             except Exception as exc:
                 self._failed(exc)
             else:
