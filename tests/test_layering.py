@@ -28,6 +28,7 @@ RANK = {
     "_model": 1,
     "_errors": 2,
     # reading responses
+    "_sse": 0,
     "_errorbody": 2,
     "_clients": 3,
     # loading a policy
