@@ -12,7 +12,7 @@ from ._delay import parse_retry_after
 from ._driver import Driver
 from ._dumping import dump_policy
 from ._engine import Engine
-from ._errors import GaveUp, PolicyError, Problem
+from ._errors import GaveUp, PolicyError, Problem, StreamInterrupted
 from ._governor import Governor, TrafficKey
 from ._layers import ENV_VAR, default_policy_path
 from ._loading import load_policy
@@ -71,6 +71,7 @@ __all__ = [
     "Response",
     "Rule",
     "StaticDetails",
+    "StreamInterrupted",
     "TrafficKey",
     "default_policy_path",
     "dump_policy",

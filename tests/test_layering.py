@@ -58,6 +58,7 @@ RANK = {
     "_governor.__init__": 10,
     "_driver": 11,
     "_adapting": 12,
+    "_streaming": 12,
     "testing": 12,
     # adapters, each behind its extra
     "httpx": 13,
