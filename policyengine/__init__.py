@@ -38,6 +38,7 @@ from ._model import (
 )
 from ._overrides import Override, overriding
 from ._redact import redact
+from ._restart import arestarting, restarting
 from ._results import Attempt, Decision, Outcome
 from ._transport import transport_kind
 
@@ -73,12 +74,14 @@ __all__ = [
     "StaticDetails",
     "StreamInterrupted",
     "TrafficKey",
+    "arestarting",
     "default_policy_path",
     "dump_policy",
     "load_policy",
     "overriding",
     "parse_retry_after",
     "redact",
+    "restarting",
     "transport_kind",
 ]
 

@@ -45,6 +45,7 @@ RANK = {
     "_results": 3,
     "_overrides": 4,
     "_testing": 8,
+    "_restart": 9,
     # the governor (shared state per key), below the driver
     "_governor._keys": 2,
     "_governor._signals": 0,
