@@ -3,9 +3,8 @@
 A 2xx ``text/event-stream`` answer is decided in two halves:
 
 - Before the first event, inside the attempt: the adapter reads the stream
-  until its first event is complete (``Peek``: at most ``PEEK_MAX_BYTES``,
-  checked against ``PEEK_MAX_SECONDS`` between reads) and gives the driver a
-  view of the answer whose body is what was read. The driver decides on it
+  until its first event is complete (``_peek.Peek``, bounded) and gives the
+  driver a view of the answer whose body is what was read. The driver decides on it
   like on any answer, so an error event first is retried, waited for, fallen
   back from and taught to the governor like an error status.
 - After, as the caller reads: the adapter replays what was read, then passes
@@ -18,7 +17,6 @@ No client library is imported here: the adapters do the reading.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -28,82 +26,13 @@ from ._errorbody import event_error
 from ._errors import StreamInterrupted
 from ._model import Action, ActionKind, Response
 from ._overrides import Override
+from ._peek import watched
 from ._results import Attempt, Decision
 from ._sse import Event, EventParser
 from ._testing import current_testing
 from ._transport import transport_kind
 
-__all__ = [
-    "PEEK_MAX_BYTES",
-    "PEEK_MAX_SECONDS",
-    "Peek",
-    "Watch",
-    "judge",
-    "replay_watch",
-    "watched",
-]
-
-#: Before handing a stream over, read at most this many bytes looking for the
-#: end of its first event; a first event longer than this is handed over
-#: undecided (and watched like the rest).
-PEEK_MAX_BYTES = 64 * 1024
-#: ...and for at most this many seconds, checked between reads (a server
-#: sending only comments while it thinks); a single read is bounded by the
-#: client's own read timeout.
-PEEK_MAX_SECONDS = 30.0
-
-
-def watched(status: int, content_type: str | None, content_encoding: str | None) -> bool:
-    """Whether an answer is a stream the adapters peek at and watch: a 2xx
-    ``text/event-stream`` whose body is not compressed (a compressed stream
-    is handed over as it is, unwatched)."""
-    if not 200 <= status < 300 or "text/event-stream" not in (content_type or "").lower():
-        return False
-    return (content_encoding or "identity").strip().lower() == "identity"
-
-
-class Peek:
-    """What an adapter read of a stream before handing it over."""
-
-    __slots__ = ("_deadline", "_parser", "chunks", "ended", "first", "size")
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.first: Event | None = None
-        self.ended = False
-        self._parser = EventParser()
-        self._deadline = clock() + PEEK_MAX_SECONDS
-
-    def add(self, chunk: bytes, clock: Callable[[], float] = time.monotonic) -> bool:
-        """Take one chunk read; True when enough was read: the first event is
-        complete, or a bound was reached."""
-        if not chunk:
-            return False
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-        events = self._parser.feed(chunk)
-        if events:
-            self.first = events[0]
-            return True
-        return self.size >= PEEK_MAX_BYTES or clock() >= self._deadline
-
-    def end(self) -> None:
-        """The stream ended while peeking."""
-        self.ended = True
-        events = self._parser.close()
-        if events:
-            self.first = events[0]
-
-    def body(self) -> bytes:
-        """What the driver decides on: the stream through its first event, or
-        all that was read when there was no complete first event (a whole
-        stream that was no event stream: a JSON error under the wrong type)."""
-        read = b"".join(self.chunks)
-        if self.first is not None and not self.ended:
-            return read[: self.first.end]
-        return read
-
+__all__ = ["Watch", "judge", "replay_watch"]
 
 Decide = Callable[[object], Action]
 

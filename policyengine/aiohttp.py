@@ -52,8 +52,9 @@ from ._engine import Engine
 from ._errors import add_note, give_up_note
 from ._governor import Deny, Governor
 from ._model import Response
+from ._peek import Peek, watched
 from ._results import Attempt, Outcome
-from ._streaming import Peek, Watch, judge, watched
+from ._streaming import Watch, judge
 
 __all__ = ["PolicyMiddleware"]
 

@@ -43,8 +43,9 @@ from ._engine import Engine
 from ._governor import Deny, Governor
 from ._model import Response
 from ._overrides import Override
+from ._peek import Peek, watched
 from ._results import Attempt, Outcome
-from ._streaming import Peek, Watch, judge, replay_watch, watched
+from ._streaming import Watch, judge, replay_watch
 
 __all__ = ["EXTENSION", "AsyncPolicyTransport", "PolicyTransport"]
 

@@ -58,8 +58,9 @@ from ._driver import Driver
 from ._engine import Engine
 from ._governor import Deny, Governor
 from ._model import Response
+from ._peek import Peek, watched
 from ._results import Attempt, Outcome
-from ._streaming import Peek, Watch, judge, replay_watch, watched
+from ._streaming import Watch, judge, replay_watch
 
 __all__ = ["PolicyAdapter"]
 

@@ -31,6 +31,7 @@ RANK = {
     "_sse": 0,
     "_errorbody": 2,
     "_clients": 3,
+    "_peek": 3,
     # loading a policy
     "_converter": 2,
     "_dumping": 2,

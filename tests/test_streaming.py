@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import policyengine as pe
-from policyengine._sse import EventParser
-from policyengine._streaming import PEEK_MAX_BYTES, Peek, Watch, watched
+from policyengine._peek import PEEK_MAX_BYTES, Peek, recorded, watched
+from policyengine._sse import EventParser, parse_events
+from policyengine._streaming import Watch
 
 OK = b'data: {"choices": [{"delta": {"content": "x"}}]}\n\n'
 OVERLOADED = (
@@ -198,3 +199,16 @@ def test_which_answers_are_watched(
     status: int, content_type: str | None, encoding: str | None, expected: bool
 ) -> None:
     assert watched(status, content_type, encoding) is expected
+
+
+def test_a_recorded_stream_reads_as_a_live_one() -> None:
+    body = b": hi\n\n" + OK + OK + b"id: 4\n" + OVERLOADED + OK
+    got = recorded(body)
+    assert got.head == b": hi\n\n" + OK
+    assert (got.events, got.interrupted) == (4, 2)
+    assert [(e.name, e.id) for e in parse_events(got.error)] == [("error", None)]
+    assert recorded(OVERLOADED + OK) == (OVERLOADED, 2, None, b"")  # decided with the head
+    assert recorded(OK * 3) == (OK, 3, None, b"")
+    big = b"data: " + b"x" * PEEK_MAX_BYTES + b"\n\n" + OVERLOADED
+    assert recorded(big).head == big[:PEEK_MAX_BYTES]
+    assert recorded(big).interrupted == 1
