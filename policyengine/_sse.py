@@ -97,8 +97,21 @@ class EventParser:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """The events ``chunk`` completes (often none, or one)."""
-        events: list[Event] = []
         end = len(chunk)
+        if (
+            self._start < 0  # nothing pending: no event, line or CR begun
+            and self._tail is None
+            and not self._cr
+            and self._begun
+            and end <= MAX_LINE_BYTES
+            and chunk.find(b"\n\n") == end - 2
+            and b"\r" not in chunk
+        ):
+            # What most LLM servers send in one piece: exactly one event.
+            event = self._one(chunk, end)
+            if event is not None:
+                return [event]
+        events: list[Event] = []
         if not end:
             return events
         at = self._at
@@ -129,7 +142,11 @@ class EventParser:
                 line_at = self._tail_at
                 tail = None
             else:
-                line = chunk[pos : min(stop, pos + MAX_LINE_BYTES)]
+                line = (
+                    chunk[pos:stop]
+                    if stop - pos <= MAX_LINE_BYTES
+                    else chunk[pos : pos + MAX_LINE_BYTES]
+                )
                 line_at = at + pos
             self._line(line, line_at, at + after, events)
             pos = after
@@ -141,6 +158,25 @@ class EventParser:
                 tail = (tail + chunk[pos:])[:MAX_LINE_BYTES]
         self._tail = tail
         return events
+
+    def _one(self, chunk: bytes, end: int) -> Event | None:
+        """``chunk``, one whole event of ``event:`` and ``data:`` lines and
+        nothing else, as an event; None for any other shape (read line by line)."""
+        name = "message"
+        data: list[bytes] = []
+        for line in chunk[:-2].split(b"\n"):
+            if line[:5] == b"data:":
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[:6] == b"event:":
+                name = (line[7:] if line[6:7] == b" " else line[6:]).decode("utf-8", "replace")
+            else:
+                return None
+        if not data:
+            return None
+        joined = data[0] if len(data) == 1 else b"\n".join(data)
+        at = self._at
+        self._at = at + end
+        return Event(name or "message", joined[:MAX_EVENT_BYTES], self._id, at, at + end)
 
     def close(self) -> list[Event]:
         """The end of the stream: the events a last line without its line end

@@ -139,7 +139,8 @@ class _WatchedStream(httpx.SyncByteStream):
             if part:
                 yield part
         while True:
-            watch.raise_pending()
+            if watch.pending is not None:
+                raise watch.pending
             try:
                 chunk = next(self._rest)
             except StopIteration:
