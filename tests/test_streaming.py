@@ -212,3 +212,16 @@ def test_a_recorded_stream_reads_as_a_live_one() -> None:
     big = b"data: " + b"x" * PEEK_MAX_BYTES + b"\n\n" + OVERLOADED
     assert recorded(big).head == big[:PEEK_MAX_BYTES]
     assert recorded(big).interrupted == 1
+
+
+def test_a_key_echoed_in_an_error_event_never_leaves() -> None:
+    secret = "sk-live-9f8e7d6c5b4a39281706"
+    echoed = (
+        b'data: {"error": {"message": "Incorrect API key provided: ' + secret.encode() + b'", '
+        b'"type": "invalid_request_error", "code": "invalid_api_key"}}\n\n'
+    )
+    _, error = read(watch(), [OK, echoed])
+    assert isinstance(error, pe.StreamInterrupted)
+    assert error.action.classification == "authentication"
+    assert secret not in str(error)
+    assert secret not in error.action.explanation + error.action.remediation

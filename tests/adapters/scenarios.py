@@ -520,6 +520,18 @@ class Scenarios:
         assert error.__cause__ is not None
         assert pe.transport_kind(error.__cause__) is not None  # the client's own exception
 
+    def test_stream_stalled_after_n_events_raises_after_exactly_n(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        # The second event comes after the client's read timeout.
+        gateway.script(streamed(gap=SLOW))
+        sent, _ = self.run_stream(gateway, default_engine)
+        error = sent.error
+        assert isinstance(error, pe.StreamInterrupted), error
+        assert (error.events, sent.events) == (1, 1)
+        assert error.action.classification == "timeout"
+        assert error.__cause__ is not None
+
     def test_stream_drop_before_the_first_event_is_retried(
         self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
     ) -> None:
