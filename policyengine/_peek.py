@@ -40,9 +40,10 @@ def watched(status: int, content_type: str | None, content_encoding: str | None)
 class Peek:
     """What an adapter read of a stream before handing it over."""
 
-    __slots__ = ("_deadline", "_parser", "chunks", "ended", "first", "size")
+    __slots__ = ("_clock", "_deadline", "_parser", "chunks", "ended", "first", "size")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.chunks: list[bytes] = []
         self.size = 0
         self.first: Event | None = None
@@ -50,7 +51,7 @@ class Peek:
         self._parser = EventParser()
         self._deadline = clock() + PEEK_MAX_SECONDS
 
-    def add(self, chunk: bytes, clock: Callable[[], float] = time.monotonic) -> bool:
+    def add(self, chunk: bytes) -> bool:
         """Take one chunk read; True when enough was read: the first event is
         complete, or a bound was reached."""
         if not chunk:
@@ -61,7 +62,7 @@ class Peek:
         if events:
             self.first = events[0]
             return True
-        return self.size >= PEEK_MAX_BYTES or clock() >= self._deadline
+        return self.size >= PEEK_MAX_BYTES or self._clock() >= self._deadline
 
     def end(self) -> None:
         """The stream ended while peeking."""
@@ -102,7 +103,7 @@ def recorded(body: bytes) -> Recorded:
     events = parse_events(body)
     peek = Peek(clock=lambda: 0.0)
     for start in range(0, len(body), PEEK_MAX_BYTES):
-        if peek.add(body[start : start + PEEK_MAX_BYTES], clock=lambda: 0.0):
+        if peek.add(body[start : start + PEEK_MAX_BYTES]):
             break
     else:
         peek.end()

@@ -170,9 +170,9 @@ def test_peek_is_bounded_in_bytes() -> None:
 def test_peek_is_bounded_in_time_between_reads() -> None:
     now = [0.0]
     peek = Peek(clock=lambda: now[0])
-    assert not peek.add(b": thinking\n\n", clock=lambda: now[0])
+    assert not peek.add(b": thinking\n\n")
     now[0] = 31.0
-    assert peek.add(b": still thinking\n\n", clock=lambda: now[0])
+    assert peek.add(b": still thinking\n\n")
 
 
 def test_a_stream_that_ends_within_the_peek_is_decided_whole() -> None:

@@ -531,6 +531,9 @@ class Scenarios:
         assert (error.events, sent.events) == (1, 1)
         assert error.action.classification == "timeout"
         assert error.__cause__ is not None
+        # One request: the adapter handed the stream over at its first event,
+        # without waiting for more (the stall would have timed out the attempt).
+        assert gateway.count() == 1
 
     def test_stream_drop_before_the_first_event_is_retried(
         self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
