@@ -12,7 +12,7 @@ from ._delay import parse_retry_after
 from ._driver import Driver
 from ._dumping import dump_policy
 from ._engine import Engine
-from ._errors import GaveUp, PolicyError, Problem
+from ._errors import GaveUp, PolicyError, Problem, StreamInterrupted
 from ._governor import Governor, TrafficKey
 from ._layers import ENV_VAR, default_policy_path
 from ._loading import load_policy
@@ -38,6 +38,7 @@ from ._model import (
 )
 from ._overrides import Override, overriding
 from ._redact import redact
+from ._restart import arestarting, restarting
 from ._results import Attempt, Decision, Outcome
 from ._transport import transport_kind
 from ._watch import PolicyWatcher
@@ -73,13 +74,16 @@ __all__ = [
     "Response",
     "Rule",
     "StaticDetails",
+    "StreamInterrupted",
     "TrafficKey",
+    "arestarting",
     "default_policy_path",
     "dump_policy",
     "load_policy",
     "overriding",
     "parse_retry_after",
     "redact",
+    "restarting",
     "transport_kind",
 ]
 

@@ -15,12 +15,14 @@ from typing import Any, NamedTuple
 
 from ._model import ParsedError
 from ._redact import redact
+from ._sse import parse_events
 from ._text import clip
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_PARSE_BYTES",
     "RawError",
+    "event_error",
     "parse_error",
     "parse_raw",
     "to_error",
@@ -164,21 +166,38 @@ def _from_json(data: object, success: bool) -> RawError | None:
     return None
 
 
-def _from_events(body: bytes, success: bool) -> RawError | None:
-    """The first error object in the ``data:`` lines of an event stream."""
-    for line in body.splitlines():
-        if not line.startswith(b"data:") or line.find(b'"error"') < 0:
-            continue
-        payload = line[5:].strip()
-        if payload[:1] not in (b"{", b"["):
-            continue
+def event_error(name: str, data: bytes, success: bool) -> RawError | None:
+    """The error one server-sent event carries, or None: an error object in
+    its data (OpenAI, OpenRouter, one-api), or any event named ``error``
+    (Anthropic), whose data is then read as an error body."""
+    named = name == "error"
+    if not named and data.find(b'"error"') < 0:
+        return None
+    payload = data.strip()
+    if payload[:1] in (b"{", b"["):
         try:
-            data = _decode(payload.decode("utf-8", "replace"))
+            decoded = _decode(payload.decode("utf-8", "replace"))
         except Exception:  # broken, truncated, too deep
-            continue
-        parsed = _from_json(data, success)
-        if parsed is not None:
-            return parsed
+            decoded = None
+        if decoded is not None:
+            parsed = _from_json(decoded, success and not named)
+            if parsed is not None:
+                return parsed
+        elif named:
+            salvaged = _salvage(payload)
+            if salvaged is not None:
+                return salvaged
+    if not named:
+        return None
+    return RawError(_text_message(payload), None, None, None)
+
+
+def _from_events(body: bytes, success: bool) -> RawError | None:
+    """The first error event of an event stream (see ``_sse`` for how it is read)."""
+    for event in parse_events(body):
+        found = event_error(event.name, event.data, success)
+        if found is not None:
+            return found
     return None
 
 
@@ -231,16 +250,20 @@ def parse_raw(body: bytes, status: int) -> RawError | None:
     A 2xx body is an error only if it holds an error object. Any other body
     is an error: a recognised JSON shape gives message / type / code / param;
     anything else (HTML, text, broken JSON) gives its text as the message.
-    In a server-sent event stream, the first ``data:`` line holding an error
-    object is the error. An empty body gives None.
+    In a server-sent event stream, the first event holding an error object,
+    or named ``error``, is the error. An empty body gives None.
     """
     success = 200 <= status < 300
     if len(body) > MAX_PARSE_BYTES:
         body = body[:MAX_PARSE_BYTES]
-    if success and body.find(b'"error"') < 0:
-        return None
+    if success and body.find(b'"error"') < 0 and (body[:1] == b"{" or body.find(b"error") < 0):
+        return None  # (an event stream may name an event "error" without the quotes)
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if stripped[:5] in (b"data:", b"event") or stripped[:1] == b":":
+    if (
+        stripped[:5] in (b"data:", b"event", b"retry")
+        or stripped[:1] == b":"
+        or stripped[:3] == b"id:"
+    ):
         # A server-sent event stream: the error comes as an event after the
         # status line said 200 (Anthropic, OpenAI, OpenRouter).
         found = _from_events(stripped, success)

@@ -6,10 +6,16 @@ The tree::
     ├── ValueError
     │   └── PolicyError      a policy file (or layer) is unusable; nothing was applied
     │                        .problems: every Problem found, in file order
-    └── GaveUp               the policy gave up on a call (Driver.call / acall, Outcome.unwrap)
-                             .action: the final Action (why, remediation)
-                             .last: the last response, or the last exception (also __cause__)
-                             .history: one Decision per attempt
+    ├── GaveUp               the policy gave up on a call (Driver.call / acall, Outcome.unwrap)
+    │                        .action: the final Action (why, remediation)
+    │                        .last: the last response, or the last exception (also __cause__)
+    │                        .history: one Decision per attempt
+    └── StreamInterrupted    a streamed answer broke off after it was handed over: an error
+                             event, or a dropped connection (then chained from the client's
+                             exception); raised by the stream's iterator (sync and async)
+                             .action: the policy's Action on it (retry / fallback: a restart may do)
+                             .events: how many events came before it, all handed out
+                             .last_event_id: the id of the last of them, or None
 
 ``Engine.evaluate()`` never raises: a response or a network failure it cannot
 make sense of becomes an ``Action`` whose explanation says so. The client
@@ -25,14 +31,22 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._model import Action, StaticDetails
+from ._model import Action, ActionKind, StaticDetails
 from ._redact import redact
 from ._text import plural
 
 if TYPE_CHECKING:
     from ._results import Decision
 
-__all__ = ["GaveUp", "PolicyError", "Problem", "add_note", "give_up_message", "give_up_note"]
+__all__ = [
+    "GaveUp",
+    "PolicyError",
+    "Problem",
+    "StreamInterrupted",
+    "add_note",
+    "give_up_message",
+    "give_up_note",
+]
 
 
 @attrs.frozen
@@ -106,6 +120,57 @@ class GaveUp(Exception):
     def response(self) -> object:
         """The last response, or None if the last attempt raised."""
         return None if isinstance(self.last, BaseException) else self.last
+
+
+class StreamInterrupted(Exception):
+    """A streamed answer broke off after the adapter had handed it over, so it
+    could not be retried unseen: an error event came, or the connection
+    dropped (the exception is then chained ``from`` the client's own).
+
+    ``str(error)`` says how many events came first, what the policy makes of
+    it and what to do, with secrets masked. To start over when the policy
+    says a retry may succeed, see ``policyengine.restarting``.
+
+    Attributes:
+        action: The policy's action on the error event or the network
+            failure: ``classification``, ``remediation``, ``explanation``;
+            ``kind`` retry or fallback when a new request may succeed.
+        events: How many complete events came before it; the caller was
+            handed all of them, and nothing of the error event.
+        last_event_id: The ``id`` of the last of those events (for a
+            ``Last-Event-ID`` resume), or None.
+    """
+
+    action: Action
+    events: int
+    last_event_id: str | None
+
+    def __init__(self, action: Action, events: int, last_event_id: str | None = None) -> None:
+        self.action = action
+        self.events = events
+        self.last_event_id = last_event_id
+        super().__init__(interrupted_message(action, events))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        action = self.action
+        static = StaticDetails(action.error, action.remediation, action.reasons)
+        return (type(self), (attrs.evolve(action, details=static), self.events, self.last_event_id))
+
+
+def interrupted_message(action: Action, events: int) -> str:
+    """What ``StreamInterrupted`` says."""
+    if action.kind is ActionKind.FALLBACK and action.fallback:
+        would = f"fall back to {action.fallback!r}"
+    else:
+        would = "retry" if action.should_retry else "not retry"
+    text = (
+        f"stream interrupted after {plural(events, 'event')}: {action.classification} "
+        f"({what_came_back(action)}, rule {action.rule_id or '(none)'!r}); "
+        f"the policy would {would}"
+    )
+    if action.remediation:
+        text += f". {action.remediation}"
+    return redact(text)
 
 
 def what_came_back(action: Action) -> str:

@@ -24,9 +24,22 @@ it. To tighten the policy for some calls, wrap them in
 
 aiohttp's ``ClientTimeout(total=...)`` covers the whole call, retries and
 waits included; use ``sock_read`` / ``sock_connect`` for a per-attempt limit.
+
+A streamed answer (a 2xx ``text/event-stream``) is read up to the end of its
+first event inside the attempt and decided on (an error event first is
+retried like an error status). ``response.content`` is then a stand-in for
+aiohttp's ``StreamReader`` that replays what was read and passes the rest on
+as it arrives, watched (``readany``, ``read``, ``readline``, ``readuntil``,
+``readchunk``, ``readexactly``, ``read_nowait`` and their iterators): an
+error event or a dropped connection later raises
+``policyengine.StreamInterrupted`` from the read that reaches it.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType
@@ -39,7 +52,9 @@ from ._engine import Engine
 from ._errors import add_note, give_up_note
 from ._governor import Deny, Governor
 from ._model import Response
+from ._peek import Peek, watched
 from ._results import Attempt, Outcome
+from ._streaming import Watch, judge
 
 __all__ = ["PolicyMiddleware"]
 
@@ -97,6 +112,7 @@ class PolicyMiddleware:
         current = model
         method = request.method
         bodies: dict[int, bytes] = {}  # id(response) -> the body read for the policy
+        watches: dict[int, Watch] = {}  # id(response) -> the watch of a stream
 
         async def attempt(a: Attempt) -> aiohttp.ClientResponse:
             nonlocal current
@@ -105,7 +121,13 @@ class PolicyMiddleware:
                 await request.update_body(swap_model(body, a.model))
                 current = a.model
             response = await handler(request)
-            if wants_body(response.status, response.headers.get("Content-Type")):
+            headers = response.headers
+            if watched(
+                response.status, headers.get("Content-Type"), headers.get("Content-Encoding")
+            ):
+                decide = judge(self.driver, a, method=method, fallback=model is not None)
+                watches[id(response)] = await _peek(response, decide, method, bodies)
+            elif wants_body(response.status, response.headers.get("Content-Type")):
                 try:
                     bodies[id(response)] = await response.read()
                 except BaseException:
@@ -115,10 +137,7 @@ class PolicyMiddleware:
 
         def view(response: aiohttp.ClientResponse) -> Response:
             return Response(
-                response.status,
-                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
-                bodies.get(id(response), b""),
-                method,
+                response.status, _headers(response), bodies.get(id(response), b""), method
             )
 
         outcome: Outcome[aiohttp.ClientResponse] = await self.driver.arun(
@@ -131,7 +150,43 @@ class PolicyMiddleware:
             destination=destination(str(request.url), request.headers.items()),
             refused=lambda deny: _refused(deny, request),
         )
-        return outcome.as_client()
+        response = outcome.as_client()
+        watch = watches.get(id(response))
+        if watch is not None:
+            watch.settled = outcome.action
+        return response
+
+
+def _headers(response: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
+
+
+async def _peek(
+    response: aiohttp.ClientResponse, decide: Any, method: str, bodies: dict[int, bytes]
+) -> Watch:
+    """Read ``response`` up to the end of its first event, put a watched
+    replay in place of its ``content`` and the body to decide on in ``bodies``.
+
+    Raises:
+        aiohttp.ClientError: The stream broke before its first event.
+    """
+    content = response.content
+    peek = Peek()
+    try:
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                peek.end()
+                break
+            if peek.add(chunk):
+                break
+    except BaseException:
+        response.release()
+        raise
+    watch = Watch(decide, response.status, _headers(response), method)
+    response.content = _WatchedContent(content, b"".join(peek.chunks), watch)  # type: ignore[assignment]
+    bodies[id(response)] = peek.body()
+    return watch
 
 
 def _refused(deny: Deny, request: aiohttp.ClientRequest) -> aiohttp.ClientResponse:
@@ -152,3 +207,150 @@ def _refused(deny: Deny, request: aiohttp.ClientRequest) -> aiohttp.ClientRespon
 
 def _release(response: aiohttp.ClientResponse) -> None:
     response.release()
+
+
+class _Reads:
+    """An async iterator over what ``read`` returns, until b""."""
+
+    def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
+        self._read = read
+
+    def __aiter__(self) -> _Reads:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data = await self._read()
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+
+class _Chunks:
+    """``iter_chunks()``: ``(data, end_of_http_chunk)`` until the end."""
+
+    def __init__(self, content: _WatchedContent) -> None:
+        self._content = content
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> tuple[bytes, bool]:
+        data, end = await self._content.readchunk()
+        if not data and not end:
+            raise StopAsyncIteration
+        return data, end
+
+
+class _WatchedContent:
+    """``response.content`` of a watched stream: what was peeked, replayed,
+    then the rest of aiohttp's ``StreamReader``, every piece read through the
+    watch. Any other attribute is the real reader's."""
+
+    def __init__(self, inner: aiohttp.StreamReader, replay: bytes, watch: Watch) -> None:
+        self._inner = inner
+        self._replay = replay
+        self._watch = watch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _take(self, n: int = -1) -> bytes:
+        self._watch.raise_pending()
+        data = self._replay if n < 0 else self._replay[:n]
+        self._replay = self._replay[len(data) :]
+        return self._pass(data)
+
+    def _pass(self, data: bytes) -> bytes:
+        """What of ``data``, just read, to hand out (b"": the end)."""
+        if not data:
+            self._watch.ended()
+            return data
+        return self._watch.passing(data)
+
+    async def _read(self, read: Awaitable[Any]) -> Any:
+        self._watch.raise_pending()
+        try:
+            return await read
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failure = self._watch.broke(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    async def readany(self) -> bytes:
+        if self._replay:
+            return self._take()
+        return self._pass(await self._read(self._inner.readany()))
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = []
+            while part := await self.readany():
+                parts.append(part)
+            return b"".join(parts)
+        if self._replay:
+            return self._take(n)
+        return self._pass(await self._read(self._inner.read(n)))
+
+    async def readchunk(self) -> tuple[bytes, bool]:
+        if self._replay:
+            return self._take(), False
+        data, end = await self._read(self._inner.readchunk())
+        if not data:
+            if not end:  # (b"", False): the end of the stream
+                self._watch.ended()
+            return data, end
+        return self._pass(data), end
+
+    async def readuntil(self, separator: bytes = b"\n", *, max_size: int | None = None) -> bytes:
+        if self._replay:
+            found = self._replay.find(separator)
+            if found >= 0:
+                return self._take(found + len(separator))
+            head = self._take()
+            if self._watch.pending is not None:  # cut short: raise at the next read
+                return head
+            rest = await self._read(self._inner.readuntil(separator, max_size=max_size))
+            return head + self._pass(rest)
+        return self._pass(await self._read(self._inner.readuntil(separator, max_size=max_size)))
+
+    async def readline(self, *, max_line_length: int | None = None) -> bytes:
+        return await self.readuntil(max_size=max_line_length)
+
+    async def readexactly(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        while n > 0:
+            part = await self.read(n)
+            if not part:
+                partial = b"".join(parts)
+                raise asyncio.IncompleteReadError(partial, len(partial) + n)
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
+
+    def read_nowait(self, n: int = -1) -> bytes:
+        self._watch.raise_pending()
+        if self._replay:
+            return self._take(n)
+        data = self._inner.read_nowait(n)
+        return self._watch.passing(data) if data else data
+
+    def at_eof(self) -> bool:
+        return not self._replay and self._inner.at_eof()
+
+    def is_eof(self) -> bool:
+        return not self._replay and self._inner.is_eof()
+
+    def __aiter__(self) -> _Reads:
+        return _Reads(self.readline)
+
+    def iter_chunked(self, n: int) -> _Reads:
+        return _Reads(lambda: self.read(n))
+
+    def iter_any(self) -> _Reads:
+        return _Reads(self.readany)
+
+    def iter_chunks(self) -> _Chunks:
+        return _Chunks(self)

@@ -23,9 +23,17 @@ body's ``"model"`` is replaced in the next request; every other header,
 including an ``Idempotency-Key`` you set, is sent again unchanged. A
 request whose body names no model (a GET, a model in the URL) cannot fall
 back: the policy gives up with the response instead of resending it.
+
+A streamed answer (a 2xx ``text/event-stream``) is read up to the end of its
+first event before it is handed over, and decided on: an error event first
+is retried like an error status. What the client then reads is what was read,
+replayed, and the rest as it arrives; an error event or a dropped connection
+later raises ``policyengine.StreamInterrupted`` from the response's iterator.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 
@@ -35,7 +43,9 @@ from ._engine import Engine
 from ._governor import Deny, Governor
 from ._model import Response
 from ._overrides import Override
+from ._peek import Peek, watched
 from ._results import Attempt, Outcome
+from ._streaming import Watch, judge, replay_watch
 
 __all__ = ["EXTENSION", "AsyncPolicyTransport", "PolicyTransport"]
 
@@ -92,29 +102,162 @@ def _rebuilt(response: httpx.Response, raw: bytes, request: httpx.Request) -> ht
 
 
 class _Result:
-    """An attempt's response and the engine's view of it."""
+    """An attempt's response and the engine's view of it (and, for a stream,
+    its watch)."""
 
-    __slots__ = ("response", "view")
+    __slots__ = ("response", "view", "watch")
 
-    def __init__(self, response: httpx.Response, view: Response) -> None:
+    def __init__(
+        self, response: httpx.Response, view: Response, watch: Watch | None = None
+    ) -> None:
         self.response = response
         self.view = view
+        self.watch = watch
 
 
-def _refused(deny: Deny, request: httpx.Request) -> _Result:
+class _WatchedStream(httpx.SyncByteStream):
+    """What was peeked, replayed, then the rest of the stream, watched."""
+
+    def __init__(
+        self,
+        replay: list[bytes],
+        rest: Iterator[bytes],
+        watch: Watch,
+        inner: httpx.Response | None,
+    ) -> None:
+        self._replay = replay
+        self._rest = rest
+        self._watch = watch
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        watch = self._watch
+        replay, self._replay = self._replay, []
+        for chunk in replay:
+            watch.raise_pending()
+            part = watch.passing(chunk)
+            if part:
+                yield part
+        while True:
+            if watch.pending is not None:
+                raise watch.pending
+            try:
+                chunk = next(self._rest)
+            except StopIteration:
+                break
+            except Exception as exc:
+                failure = watch.broke(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
+            part = watch.passing(chunk)
+            if part:
+                yield part
+        watch.ended()
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+class _AsyncWatchedStream(httpx.AsyncByteStream):
+    """The async ``_WatchedStream``."""
+
+    def __init__(
+        self,
+        replay: list[bytes],
+        rest: AsyncIterator[bytes],
+        watch: Watch,
+        inner: httpx.Response | None,
+    ) -> None:
+        self._replay = replay
+        self._rest = rest
+        self._watch = watch
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        watch = self._watch
+        replay, self._replay = self._replay, []
+        for chunk in replay:
+            watch.raise_pending()
+            part = watch.passing(chunk)
+            if part:
+                yield part
+        while True:
+            watch.raise_pending()
+            try:
+                chunk = await self._rest.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                failure = watch.broke(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
+            part = watch.passing(chunk)
+            if part:
+                yield part
+        watch.ended()
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+def _streams(response: httpx.Response) -> bool:
+    headers = response.headers
+    return watched(
+        response.status_code, headers.get("content-type"), headers.get("content-encoding")
+    )
+
+
+def _watched(
+    response: httpx.Response,
+    peek: Peek,
+    stream: httpx.SyncByteStream | httpx.AsyncByteStream,
+    watch: Watch,
+    sent: httpx.Request,
+) -> _Result:
+    """The response to hand over (its stream replays, then watches) and the
+    view the driver decides on (the stream through its first event)."""
+    rebuilt = httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=stream,
+        extensions=dict(response.extensions),
+        request=sent,
+    )
+    return _Result(rebuilt, _view_of(response, peek.body(), sent), watch)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
+
+
+def _refused(deny: Deny, request: httpx.Request, *, asynchronous: bool = False) -> _Result:
     """The governor refused to send: the response to hand back instead."""
     made = refusal(deny)
-    response = httpx.Response(
-        made.status,
-        headers=[(n, v) for n, values in made.headers.items() for v in values],
-        content=made.body,
-        request=request,
-    )
+    headers = [(n, v) for n, values in made.headers.items() for v in values]
+    watch = replay_watch(deny.action, made)
+    if watch is None:
+        response = httpx.Response(made.status, headers=headers, content=made.body, request=request)
+        return _Result(response, made)
+    # A stream whose first event was the sticky error: replayed, and watched.
+    stream: httpx.SyncByteStream | httpx.AsyncByteStream
+    if asynchronous:
+        stream = _AsyncWatchedStream([made.body], _nothing(), watch, None)
+    else:
+        stream = _WatchedStream([made.body], iter(()), watch, None)
+    response = httpx.Response(made.status, headers=headers, stream=stream, request=request)
     return _Result(response, made)
 
 
 def _finish(outcome: Outcome[_Result]) -> httpx.Response:
-    response = outcome.as_client().response
+    result = outcome.as_client()
+    if result.watch is not None:
+        result.watch.settled = outcome.action
+    response = result.response
     response.extensions["policyengine.action"] = outcome.action
     response.extensions["policyengine.history"] = outcome.history
     return response
@@ -162,6 +305,31 @@ class PolicyTransport(httpx.BaseTransport):
         def attempt(a: Attempt) -> _Result:
             sent = _retarget(request, a.model, model)
             response = self._inner.handle_request(sent)
+            if _streams(response):
+                assert isinstance(response.stream, httpx.SyncByteStream)
+                rest = iter(response.stream)
+                peek = Peek()
+                try:
+                    for chunk in rest:
+                        if peek.add(chunk):
+                            break
+                    else:
+                        peek.end()
+                except BaseException:
+                    response.close()
+                    raise
+                decide = judge(
+                    self.driver,
+                    a,
+                    method=sent.method,
+                    override=override,
+                    fallback=model is not None,
+                )
+                watch = Watch(
+                    decide, response.status_code, response.headers.multi_items(), sent.method
+                )
+                stream = _WatchedStream(peek.chunks, rest, watch, response)
+                return _watched(response, peek, stream, watch, sent)
             if not wants_body(response.status_code, response.headers.get("content-type")):
                 return _Result(response, _view_of(response, b"", sent))
             try:
@@ -232,6 +400,31 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
         async def attempt(a: Attempt) -> _Result:
             sent = _retarget(request, a.model, model)
             response = await self._inner.handle_async_request(sent)
+            if _streams(response):
+                assert isinstance(response.stream, httpx.AsyncByteStream)
+                rest = response.stream.__aiter__()
+                peek = Peek()
+                try:
+                    async for chunk in rest:
+                        if peek.add(chunk):
+                            break
+                    else:
+                        peek.end()
+                except BaseException:
+                    await response.aclose()
+                    raise
+                decide = judge(
+                    self.driver,
+                    a,
+                    method=sent.method,
+                    override=override,
+                    fallback=model is not None,
+                )
+                watch = Watch(
+                    decide, response.status_code, response.headers.multi_items(), sent.method
+                )
+                stream = _AsyncWatchedStream(peek.chunks, rest, watch, response)
+                return _watched(response, peek, stream, watch, sent)
             if not wants_body(response.status_code, response.headers.get("content-type")):
                 return _Result(response, _view_of(response, b"", sent))
             try:
@@ -250,7 +443,7 @@ class AsyncPolicyTransport(httpx.AsyncBaseTransport):
             discard=_aclose,
             fallback=model is not None,
             destination=destination(str(request.url), request.headers.multi_items()),
-            refused=lambda deny: _refused(deny, request),
+            refused=lambda deny: _refused(deny, request, asynchronous=True),
         )
         return _finish(outcome)
 

@@ -23,6 +23,14 @@ cannot fall back: the policy gives up with the response instead of resending
 it. To tighten the policy for some calls, wrap them in
 ``policyengine.overriding(max_attempts=1)``.
 
+A streamed answer (a 2xx ``text/event-stream``) is read up to the end of its
+first event inside the attempt and decided on (an error event first is
+retried like an error status); ``response.raw`` then replays what was read
+and passes the rest on as it arrives, watched: an error event or a dropped
+connection later raises ``policyengine.StreamInterrupted`` from
+``iter_content`` / ``iter_lines`` / ``raw.read`` (or from the call itself
+without ``stream=True``, as requests reads the body there).
+
 For retries and waits below requests (no model fallback), urllib3's way:
 ``HTTPAdapter(max_retries=policyengine.urllib3.PolicyRetry())``.
 """
@@ -30,24 +38,35 @@ For retries and waits below requests (no model fallback), urllib3's way:
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.exceptions import UnrewindableBodyError
+from requests.exceptions import (
+    ChunkedEncodingError,
+    ContentDecodingError,
+    UnrewindableBodyError,
+)
 from requests.utils import rewind_body
 from urllib3 import HTTPHeaderDict
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from ._adapting import body_model, destination, driver_for, refusal, swap_model, wants_body
 from ._driver import Driver
 from ._engine import Engine
 from ._governor import Deny, Governor
 from ._model import Response
+from ._peek import Peek, watched
 from ._results import Attempt, Outcome
+from ._streaming import Watch, judge, replay_watch
 
 __all__ = ["PolicyAdapter"]
+
+#: A read of a streamed answer asks for at most this many bytes (and, on a
+#: chunked stream, returns what one HTTP chunk holds, as soon as it arrives).
+READ_SIZE = 16 * 1024
 
 
 class PolicyAdapter(HTTPAdapter):
@@ -102,6 +121,7 @@ class PolicyAdapter(HTTPAdapter):
         request, rewind = _replayable(request)
         model = body_model(request.body)
         method = request.method or "GET"
+        peeked: dict[int, tuple[Watch, bytes]] = {}  # id(response) -> its watch, the view's body
 
         def attempt(a: Attempt) -> requests.Response:
             if rewind and a.number > 1:
@@ -116,14 +136,24 @@ class PolicyAdapter(HTTPAdapter):
                 cert=cert,
                 proxies=proxies,
             )
-            if wants_body(response.status_code, response.headers.get("content-type")):
+            headers = response.headers
+            if watched(
+                response.status_code, headers.get("content-type"), headers.get("content-encoding")
+            ):
+                decide = judge(self.driver, a, method=method, fallback=model is not None)
+                peeked[id(response)] = _peek(response, decide, method)
+            elif wants_body(response.status_code, headers.get("content-type")):
                 _ = response.content  # read (and kept) so the policy can look at the error
             return response
 
         def view(response: requests.Response) -> Response:
+            headers = list(response.headers.items())
+            watching = peeked.get(id(response))
+            if watching is not None:
+                return Response(response.status_code, headers, watching[1], method)
             read = wants_body(response.status_code, response.headers.get("content-type"))
             body = (response.content or b"") if read else b""
-            return Response(response.status_code, list(response.headers.items()), body, method)
+            return Response(response.status_code, headers, body, method)
 
         outcome: Outcome[requests.Response] = self.driver.run(
             attempt,
@@ -135,7 +165,11 @@ class PolicyAdapter(HTTPAdapter):
             destination=destination(request.url or "", request.headers.items()),
             refused=lambda deny: self._refused(deny, request),
         )
-        return outcome.as_client()
+        response = outcome.as_client()
+        watching = peeked.get(id(response))
+        if watching is not None:
+            watching[0].settled = outcome.action
+        return response
 
     def _refused(self, deny: Deny, request: requests.PreparedRequest) -> requests.Response:
         """The governor refused to send: a response built as requests builds one."""
@@ -148,8 +182,157 @@ class PolicyAdapter(HTTPAdapter):
             decode_content=False,
         )
         response = self.build_response(request, raw)
+        watch = replay_watch(deny.action, made)
+        if watch is not None:  # a stream whose first event was the sticky error
+            response.raw = _WatchedRaw(raw, [made.body], iter(()), watch)
+            return response
         _ = response.content  # read now: nothing waits on a socket
         return response
+
+
+def _translated(error: Exception) -> Exception:
+    """A urllib3 error raised while reading a body, as requests raises it
+    from ``iter_content``."""
+    if isinstance(error, ProtocolError):
+        return ChunkedEncodingError(error)
+    if isinstance(error, DecodeError):
+        return ContentDecodingError(error)
+    if isinstance(error, ReadTimeoutError):
+        return requests.ConnectionError(error)
+    if isinstance(error, SSLError):
+        return requests.exceptions.SSLError(error)
+    return error
+
+
+def _pieces(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The raw body as it arrives: an HTTP chunk at a time when chunked, else
+    whatever one read returns (never waiting to fill a buffer)."""
+    if isinstance(raw, urllib3.HTTPResponse) and raw.chunked and raw.supports_chunked_reads():
+        yield from raw.stream(READ_SIZE, decode_content=False)
+        return
+    while True:
+        data = raw.read1(READ_SIZE, decode_content=False)
+        if not data:
+            return
+        yield data
+
+
+def _peek(response: requests.Response, decide: Any, method: str) -> tuple[Watch, bytes]:
+    """Read ``response`` up to the end of its first event and put a watched
+    replay in place of its ``raw``: the watch, and the body to decide on.
+
+    Raises:
+        requests.RequestException: The stream broke before its first event.
+    """
+    raw = response.raw
+    pieces = _pieces(raw)
+    peek = Peek()
+    try:
+        for piece in pieces:
+            if peek.add(piece):
+                break
+        else:
+            peek.end()
+    except Exception as exc:
+        response.close()
+        error = _translated(exc)
+        if error is exc:
+            raise
+        raise error from exc
+    watch = Watch(decide, response.status_code, list(response.headers.items()), method)
+    response.raw = _WatchedRaw(raw, peek.chunks, pieces, watch)
+    return watch, peek.body()
+
+
+class _WatchedRaw:
+    """``response.raw`` of a watched stream: what was peeked, replayed, then
+    the rest as it arrives, each piece through the watch. It reads like
+    urllib3's response (``stream``, ``read``, ``read1``, ``close``...); any
+    other attribute is the real response's."""
+
+    def __init__(
+        self,
+        raw: urllib3.BaseHTTPResponse,
+        replay: list[bytes],
+        pieces: Iterator[bytes],
+        watch: Watch,
+    ) -> None:
+        self._raw = raw
+        self._replay = replay[::-1]  # popped from the end
+        self._pieces = pieces
+        self._watch = watch
+        self._left = b""
+        self._ended = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def _next(self) -> bytes:
+        """The next piece to hand out; b"" at the end of the stream."""
+        watch = self._watch
+        while True:
+            watch.raise_pending()
+            if self._replay:
+                piece = self._replay.pop()
+            elif self._ended:
+                return b""
+            else:
+                try:
+                    piece = next(self._pieces)
+                except StopIteration:
+                    self._ended = True
+                    watch.ended()
+                    return b""
+                except Exception as exc:
+                    self._ended = True
+                    error = _translated(exc)
+                    failure = watch.broke(error)
+                    if failure is exc:
+                        raise
+                    raise failure from (error if failure is not error else exc)
+            part = watch.passing(piece)
+            if part:
+                return part
+
+    def read1(self, amt: int | None = None, decode_content: bool | None = None) -> bytes:
+        """At most ``amt`` bytes, as soon as there are any."""
+        data, self._left = (self._left, b"") if self._left else (self._next(), b"")
+        if amt is not None and 0 < amt < len(data):
+            data, self._left = data[:amt], data[amt:]
+        return data
+
+    def read(
+        self,
+        amt: int | None = None,
+        decode_content: bool | None = None,
+        cache_content: bool = False,
+    ) -> bytes:
+        """``amt`` bytes (fewer at the end), or all the rest."""
+        parts: list[bytes] = []
+        got = 0
+        while amt is None or amt < 0 or got < amt:
+            data = self.read1(None if amt is None or amt < 0 else amt - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def stream(
+        self, amt: int | None = READ_SIZE, decode_content: bool | None = None
+    ) -> Iterator[bytes]:
+        """The pieces as they arrive, each at most ``amt`` bytes."""
+        while True:
+            data = self.read1(amt)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def release_conn(self) -> None:
+        self._raw.release_conn()
 
 
 def _replayable(request: requests.PreparedRequest) -> tuple[requests.PreparedRequest, bool]:

@@ -16,9 +16,11 @@ thread) that speaks the gateway's error format
 with ``Retry-After``, a 503, a 502 HTML page from a proxy, a 401
 ``invalid_api_key``, ``context_length_exceeded``, ``model_not_found``, a reply
 slower than your client's timeout, a connection reset in the middle of a
-reply. Every request it receives is recorded (method, path, headers, body,
-model), so a test can count them and check the model of each. It imports no
-client library.
+reply; and streamed replies (server-sent events, sent as they would be, one
+HTTP chunk each): a chat completion in chunks, delays between events, an
+error event after N events, a connection dropped after N events. Every
+request it receives is recorded (method, path, headers, body, model), so a
+test can count them and check the model of each. It imports no client library.
 """
 
 from __future__ import annotations
@@ -46,17 +48,22 @@ __all__ = [
     "Reply",
     "TestingMode",
     "bad_gateway_html",
+    "chat_events",
     "context_length_exceeded",
+    "error_event",
     "invalid_api_key",
     "is_testing",
     "model_not_found",
     "ok",
+    "overloaded_event",
     "quota_exhausted",
     "rate_limited",
     "reset",
     "server_error",
     "set_testing",
     "slow",
+    "sse",
+    "streamed",
     "testing_mode",
     "unavailable",
 ]
@@ -73,6 +80,10 @@ def _headers(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tupl
     return tuple((str(k), str(v)) for k, v in items)
 
 
+def _events(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
 @attrs.frozen
 class Reply:
     """One scripted reply.
@@ -87,6 +98,14 @@ class Reply:
         delay: Seconds to wait before answering (longer than your client's
             timeout makes it time out).
         reset: Send the headers and part of the body, then reset the connection.
+        events: A streamed reply: these server-sent events (stream text,
+            each with its blank line; see ``sse()``), one HTTP chunk each
+            (``Transfer-Encoding: chunked``), in place of ``body``. None: not
+            streamed.
+        gap: Seconds to wait between two events.
+        drop_after: Close the connection after sending this many events,
+            without ending the chunked body (a drop mid-stream); None: end
+            the stream normally.
     """
 
     status: int = 200
@@ -95,6 +114,9 @@ class Reply:
     content_type: str = "application/json"
     delay: float = 0.0
     reset: bool = False
+    events: tuple[str, ...] | None = attrs.field(default=None, converter=_events)
+    gap: float = 0.0
+    drop_after: int | None = None
 
 
 def _error(message: str, type_: str, code: str | None, param: str | None = None) -> str:
@@ -192,6 +214,97 @@ def reset(then: Reply | None = None) -> Reply:
     """The headers and part of ``then``'s body (default ``ok()``), then a reset
     connection."""
     return attrs.evolve(then if then is not None else ok(), reset=True)
+
+
+def sse(data: object, *, event: str | None = None, id: str | None = None) -> str:
+    """One server-sent event as stream text: ``event:`` and ``id:`` when
+    given, ``data`` (a string, or any JSON value, dumped) over as many
+    ``data:`` lines as it has lines, and the blank line that ends it."""
+    text = data if isinstance(data, str) else json.dumps(data)
+    lines = [f"event: {event}"] if event is not None else []
+    if id is not None:
+        lines.append(f"id: {id}")
+    lines += [f"data: {line}" for line in text.split("\n")]
+    return "\n".join(lines) + "\n\n"
+
+
+def chat_events(content: str = "Hello from the fake gateway.") -> tuple[str, ...]:
+    """An OpenAI-style streamed chat completion for the requested model: a
+    ``chat.completion.chunk`` per word of ``content``, one with the
+    ``finish_reason``, then ``data: [DONE]``."""
+    words = content.split(" ")
+    pieces = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+
+    def chunk(delta: dict[str, str], finish: str | None) -> str:
+        return sse(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 1_700_000_000,
+                "model": MODEL,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+        )
+
+    return (
+        *(chunk({"content": piece}, None) for piece in pieces),
+        chunk({}, "stop"),
+        sse("[DONE]"),
+    )
+
+
+def overloaded_event() -> str:
+    """Anthropic's error event: ``event: error`` with an ``overloaded_error``
+    (transient: the bundled policy retries it)."""
+    return sse(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        event="error",
+    )
+
+
+def error_event(
+    message: str = "You exceeded your current quota, please check your plan and billing details.",
+    type_: str = "insufficient_quota",
+    code: str | None = "insufficient_quota",
+) -> str:
+    """An OpenAI-style error in a stream: a ``data:`` line holding
+    ``{"error": {...}}`` (by default an exhausted quota, which is never retried)."""
+    return sse({"error": {"message": message, "type": type_, "code": code}})
+
+
+def streamed(
+    content: str = "Hello from the fake gateway.",
+    *,
+    events: Iterable[str] | None = None,
+    gap: float = 0.0,
+    error_after: int | None = None,
+    error: str | None = None,
+    drop_after: int | None = None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+) -> Reply:
+    """200 ``text/event-stream``: a streamed reply.
+
+    Args:
+        content: The text of the default events (``chat_events(content)``).
+        events: The events to send instead (stream text; see ``sse()``).
+        gap: Seconds to wait between two events.
+        error_after: Send ``error`` after this many events (0: first) and end
+            the stream there.
+        error: The error event; default ``overloaded_event()``.
+        drop_after: Drop the connection after this many events.
+        headers: Extra response headers.
+    """
+    sent = tuple(events) if events is not None else chat_events(content)
+    if error_after is not None:
+        sent = (*sent[:error_after], error if error is not None else overloaded_event())
+    return Reply(
+        200,
+        headers,
+        content_type="text/event-stream",
+        events=sent,
+        gap=gap,
+        drop_after=drop_after,
+    )
 
 
 def _completion_template(content: str) -> str:
@@ -367,6 +480,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         reply, extra = gateway._take(received)
         if reply.delay > 0 and gateway._stopping.wait(reply.delay):
             return
+        if reply.events is not None:
+            self._stream(reply, received, extra)
+            return
         payload = _render(reply, received)
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
@@ -384,6 +500,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.write(payload)
 
+    def _stream(self, reply: Reply, received: Received, extra: list[tuple[str, str]]) -> None:
+        """Send a streamed reply: one HTTP chunk per event, as they are due."""
+        assert reply.events is not None
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        for name, value in (*reply.headers, *extra):
+            self.send_header(name, value)
+        self.end_headers()
+        stopping = self.server.gateway._stopping
+        for n, event in enumerate(reply.events):
+            if reply.drop_after is not None and n >= reply.drop_after:
+                break
+            if n and reply.gap > 0 and stopping.wait(reply.gap):
+                break
+            data = _fill(event, received).encode("utf-8")
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        else:
+            if reply.drop_after is None:
+                self.wfile.write(b"0\r\n\r\n")
+                return
+        # A drop (or the gateway stopping): close without ending the chunked body.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+
     def handle_one_request(self) -> None:
         try:
             super().handle_one_request()
@@ -399,13 +543,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def _render(reply: Reply, received: Received) -> bytes:
     text = reply.body if reply.body is not None else _completion_template("Hello.")
+    return _fill(text, received).encode("utf-8")
+
+
+def _fill(text: str, received: Received) -> str:
+    """``text`` with ``{{model}}`` and ``{{api_key}}`` filled in."""
     if MODEL in text:
         text = text.replace(MODEL, json.dumps(received.model or "unknown")[1:-1])
     if API_KEY in text:
         auth = received.header("Authorization") or ""
         key = auth.split(" ", 1)[1] if " " in auth else auth
         text = text.replace(API_KEY, json.dumps(key)[1:-1])
-    return text.encode("utf-8")
+    return text
 
 
 class FakeGateway:

@@ -37,6 +37,13 @@ first attempt started:
 - A success is handed over before its body is read when
   ``preload_content=False``: a body that breaks off later (requests reads it
   after urllib3 returns) is beyond any ``Retry``.
+- Streams (``text/event-stream``) likewise: ``is_retry`` is given the status
+  of a 2xx and nothing else, so an error event first in a 200 stream is
+  handed over after one request (not retried), and an error event or a drop
+  mid-stream reaches the reader as the body, or as urllib3's own
+  ``ProtocolError``, with no decision attached (no ``StreamInterrupted``).
+  ``policyengine.requests.PolicyAdapter`` and ``policyengine.httpx`` decide
+  on a stream's first event and watch the rest.
 - Redirects stay urllib3's business (counted by ``redirect``, default 10).
 """
 

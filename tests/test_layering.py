@@ -28,8 +28,10 @@ RANK = {
     "_model": 1,
     "_errors": 2,
     # reading responses
+    "_sse": 0,
     "_errorbody": 2,
     "_clients": 3,
+    "_peek": 3,
     # loading a policy
     "_converter": 2,
     "_dumping": 2,
@@ -44,6 +46,7 @@ RANK = {
     "_results": 3,
     "_overrides": 4,
     "_testing": 8,
+    "_restart": 9,
     # the governor (shared state per key), below the driver
     "_governor._keys": 2,
     "_governor._signals": 0,
@@ -61,6 +64,7 @@ RANK = {
     "_governor.__init__": 12,
     "_driver": 13,
     "_adapting": 14,
+    "_streaming": 14,
     "_watch": 14,
     "testing": 14,
     # adapters, each behind its extra

@@ -138,6 +138,18 @@ class TestBodyShapes:
                 b'"message": "Provider disconnected"}}\n\n',
                 pe.ParsedError("Provider disconnected", None, "502"),
             ),
+            (  # an error object split over several data lines (one event)
+                b'data: {"error":\ndata:  {"message": "split", "code": "insufficient_quota"}}\n\n',
+                pe.ParsedError("split", None, "insufficient_quota"),
+            ),
+            (  # an event named error whose data is plain text
+                b"data: {}\n\nevent: error\ndata: upstream went away\n\n",
+                pe.ParsedError("upstream went away"),
+            ),
+            (  # an event named error, unwrapped JSON, a stream that starts with an id
+                b'id: 1\nevent: error\ndata: {"message": "m", "code": "c"}\n\n',
+                pe.ParsedError("m", None, "c"),
+            ),
             (  # an answer that merely mentions "error"
                 b'data: {"choices": [{"delta": {"content": "\\"error\\": 1"}}]}\n\n'
                 b"data: [DONE]\n\n",

@@ -243,3 +243,80 @@ def test_testing_mode_keeps_no_engine_alive() -> None:
         gc.collect()
         assert gone() is None
         assert len(mode._engines) == 0
+
+
+def _raw_stream(gateway: pt.FakeGateway, model: str = "m") -> bytes:
+    """The raw bytes of a streamed reply (chunk framing included), to its end."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        body = json.dumps({"model": model}).encode()
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_a_streamed_reply_sends_an_http_chunk_per_event(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.streamed("Hi there"))
+    status, headers, body = post(gateway, {"model": "gpt-s"})
+    assert (status, headers["content-type"], headers["transfer-encoding"]) == (
+        200,
+        "text/event-stream",
+        "chunked",
+    )
+    events = [e for e in body.decode().split("\n\n") if e]
+    assert [json.loads(e[6:])["choices"][0]["delta"].get("content") for e in events[:-1]] == [
+        "Hi",
+        " there",
+        None,
+    ]
+    assert json.loads(events[0][6:])["model"] == "gpt-s"
+    assert events[-1] == "data: [DONE]"
+    raw = _raw_stream(gateway.script(pt.streamed("a b")))
+    assert raw.count(b"\r\ndata: ") == 4  # one chunk each: two words, the finish, [DONE]
+    assert raw.endswith(b"\r\n0\r\n\r\n")
+
+
+def test_a_stream_can_error_after_n_events(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.streamed("a b c", error_after=2, error=pt.error_event("no", "t", "c")))
+    _, _, body = post(gateway, {})
+    events = [e for e in body.decode().split("\n\n") if e]
+    assert len(events) == 3
+    assert json.loads(events[2][6:]) == {"error": {"message": "no", "type": "t", "code": "c"}}
+    gateway.script(pt.streamed(error_after=0))
+    _, _, body = post(gateway, {})
+    assert body.decode() == pt.overloaded_event()
+
+
+def test_a_stream_can_drop_after_n_events(gateway: pt.FakeGateway) -> None:
+    raw = _raw_stream(gateway.script(pt.streamed("a b c", drop_after=2)))
+    assert raw.count(b"\r\ndata: ") == 2
+    assert not raw.endswith(b"0\r\n\r\n")  # the chunked body never ends
+    gateway.script(pt.streamed(drop_after=1))
+    with pytest.raises(http.client.IncompleteRead):
+        post(gateway, {})
+
+
+def test_a_stream_waits_between_events(gateway: pt.FakeGateway) -> None:
+    # Ordering only (no timed assertion): the second event is not sent until
+    # the gap is over, so a reader sees the first one alone.
+    host, port = gateway.url.removeprefix("http://").split(":")
+    gateway.script(pt.streamed("a b", gap=5.0))
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        first = b""
+        while b"\n\n" not in first.partition(b"\r\n\r\n")[2]:
+            first += sock.recv(65536)
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)
+    assert first.count(b"data: ") == 1
+
+
+def test_sse_formats_one_event() -> None:
+    assert pt.sse({"a": 1}) == 'data: {"a": 1}\n\n'
+    assert pt.sse("x\ny", event="error", id="3") == "event: error\nid: 3\ndata: x\ndata: y\n\n"

@@ -18,17 +18,22 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import attrs
 
 from .._engine import Engine
-from .._errors import PolicyError, Problem
+from .._errors import PolicyError, Problem, interrupted_message
 from .._loading import load_policy
-from .._model import Action, Policy, Response
+from .._model import Action, ActionKind, Policy, Response
 from .._text import plural, seconds
 from .errors import InputError, OutputError, UsageError
 from .locate import Locator, display_file
 from .output import err, flush, out, out_json, silence, write
 from .parser import PROG, build_parser
+
+if TYPE_CHECKING:
+    from .._peek import Recorded
 
 __all__ = ["COMMANDS", "action_dict", "main"]
 
@@ -163,17 +168,55 @@ def _explain_subject(args: argparse.Namespace) -> _Given:
     return _Given(response, response_date(response), args.method)
 
 
+def _streamed(subject: Response | BaseException) -> Recorded | None:
+    """A 2xx event stream read as the adapters read one, or None."""
+    if not isinstance(subject, Response):
+        return None
+    from .._peek import recorded, watched
+
+    if not watched(subject.status, subject.header("content-type"), None):
+        return None  # (a recording's body is decoded already, whatever its Content-Encoding)
+    return recorded(subject.body)
+
+
 def explain(args: argparse.Namespace) -> int:
-    """``explain``: decide one response and print the action with its reasons; 0."""
+    """``explain``: decide one response and print the action with its reasons; 0.
+
+    A 2xx event stream is decided on its first event, as the adapters decide
+    before handing a stream over; an error event after it is decided too, as
+    the stream's iterator would (``StreamInterrupted``)."""
     policy = _load(args)
     given = _explain_subject(args)
     engine = Engine(policy, clock=_clock(given.received), rng=random.Random(args.seed))
+    subject = given.subject
+    stream = _streamed(subject)
+    later = None
+    if stream is not None and isinstance(subject, Response):
+        subject = attrs.evolve(subject, body=stream.head)
+        if stream.interrupted is not None:
+            later = attrs.evolve(subject, body=stream.error)
     action = engine.evaluate(
-        given.subject, args.attempt, args.elapsed, model=args.model, method=given.method
+        subject, args.attempt, args.elapsed, model=args.model, method=given.method
     )
+    if later is not None and action.kind is ActionKind.SUCCEED:
+        interruption: Action | None = engine.evaluate(
+            later, args.attempt, args.elapsed, model=args.model, method=given.method
+        )
+    else:
+        interruption = None
+    if interruption is not None and interruption.kind is ActionKind.SUCCEED:
+        interruption = None  # the policy calls that error event a success
     locator = Locator(policy)
     if args.format == "json":
-        out_json(action_dict(action, locator))
+        result = action_dict(action, locator)
+        if stream is not None:
+            result["stream"] = {
+                "events": stream.events,
+                "interrupted": None
+                if interruption is None or stream.interrupted is None
+                else {"after": stream.interrupted, "action": action_dict(interruption, locator)},
+            }
+        out_json(result)
         return 0
     rows = [
         ("action", action.kind.value),
@@ -198,6 +241,16 @@ def explain(args: argparse.Namespace) -> int:
         rows.append(("error", text))
     if action.remediation:
         rows.append(("remediation", action.remediation))
+    if stream is not None:
+        rows.append(
+            (
+                "stream",
+                f"decided on its first event ({stream.events} in all), "
+                "as the adapters do before handing a stream over",
+            )
+        )
+        if interruption is not None and stream.interrupted is not None:
+            rows.append(("interrupted", interrupted_message(interruption, stream.interrupted)))
     for key, value in rows:
         out(f"{key + ':':<16}{value}")
     out("explanation:")

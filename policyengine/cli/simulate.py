@@ -6,6 +6,11 @@ the attempts before it; a ``fallback`` action switches the model the next
 attempts use; attempts keep counting across models. The replay stops at the
 first ``succeed`` or ``fail``, or when the records run out while the policy
 would still try again.
+
+A 2xx event stream is decided on its first event, as the adapters decide
+before handing a stream over; an error event after it is decided too and
+noted: the adapters would raise it from the stream's iterator
+(``StreamInterrupted``) after the events before it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 import attrs
 
 from .._engine import Engine
-from .._model import Action, ActionKind, Policy
+from .._errors import interrupted_message
+from .._model import Action, ActionKind, Policy, Response
+from .._peek import recorded, watched
 from .._text import plural, seconds
 from .records import Record
 
@@ -35,6 +42,26 @@ class Step:
     elapsed: float  # seconds since the first attempt, when this one was decided
     action: Action
     waited: float  # cumulative wait after this step's delay
+    events: int | None = None  # the events of a streamed answer; None: not a stream
+    interrupted: int | None = None  # the events before an error event stops the stream
+    interruption: Action | None = None  # the action on that error event
+
+    def stream_dict(self) -> dict[str, Any] | None:
+        if self.events is None:
+            return None
+        stop = self.interruption
+        return {
+            "events": self.events,
+            "interrupted": None
+            if stop is None
+            else {
+                "after": self.interrupted,
+                "kind": stop.kind.value,
+                "classification": stop.classification,
+                "rule": stop.rule_id or None,
+                "delay": stop.delay if stop.should_retry else 0.0,
+            },
+        }
 
     def as_dict(self) -> dict[str, Any]:
         r = self.record
@@ -52,6 +79,7 @@ class Step:
             "delay": a.delay if a.should_retry else 0.0,
             "waited": self.waited,
             "fallback": a.fallback,
+            "stream": self.stream_dict(),
         }
 
 
@@ -84,6 +112,9 @@ class Run:
                 f"the recording ends after {attempts} ({seconds(self.waited)}s waited) while the "
                 f"policy would {last.kind.value} after {seconds(last.delay)}s"
             )
+        stop = self.steps[-1].interruption
+        if self.outcome == "succeed" and stop is not None:
+            text += f"; then {interrupted_message(stop, self.steps[-1].interrupted or 0)}"
         if self.unused:
             text += f"; {plural(self.unused, 'record')} not replayed"
         return text
@@ -99,6 +130,12 @@ class Run:
                 note = f"next model {a.fallback}"
             elif a.kind is ActionKind.FAIL and a.delay > 0:
                 note = f"server asked for {seconds(a.delay)}s"
+            if step.interruption is not None:
+                stop = step.interruption
+                note = (
+                    f"stream breaks off after {plural(step.interrupted or 0, 'event')}: "
+                    f"{stop.classification} ({stop.rule_id or '(none)'}, would {stop.kind.value})"
+                )
             rows.append(
                 (
                     str(step.attempt),
@@ -155,10 +192,30 @@ def simulate(
     outcome = "exhausted"
     for n, record in enumerate(records, start=1):
         received[0] = record.now
-        action = engine.evaluate(record.subject(), n, elapsed, model=model, method=record.method)
+        subject = record.subject()
+        stream = None
+        if isinstance(subject, Response) and watched(
+            subject.status, subject.header("content-type"), None
+        ):
+            stream = recorded(subject.body)
+            subject = attrs.evolve(subject, body=stream.head)
+        action = engine.evaluate(subject, n, elapsed, model=model, method=record.method)
         if action.should_retry:
             waited += action.delay
-        steps.append(Step(n, record, model, elapsed, action, waited))
+        step = Step(n, record, model, elapsed, action, waited)
+        if stream is not None and isinstance(subject, Response):
+            step = attrs.evolve(step, events=stream.events)
+            if stream.interrupted is not None and action.kind is ActionKind.SUCCEED:
+                stop = engine.evaluate(
+                    attrs.evolve(subject, body=stream.error),
+                    n,
+                    elapsed,
+                    model=model,
+                    method=record.method,
+                )
+                if stop.kind is not ActionKind.SUCCEED:
+                    step = attrs.evolve(step, interrupted=stream.interrupted, interruption=stop)
+        steps.append(step)
         elapsed += record.duration + (action.delay if action.should_retry else 0.0)
         if not action.should_retry:
             outcome = action.kind.value

@@ -12,18 +12,22 @@ import attrs
 import pytest
 
 import policyengine as pe
+from policyengine._sse import parse_events
 from policyengine.testing import (
     FakeGateway,
     RateLimit,
     TestingMode,
     bad_gateway_html,
+    chat_events,
     context_length_exceeded,
+    error_event,
     invalid_api_key,
     model_not_found,
     quota_exhausted,
     rate_limited,
     reset,
     slow,
+    streamed,
     unavailable,
 )
 
@@ -43,6 +47,51 @@ class Sent:
     status: int | None
     body: Any
     error: BaseException | None
+
+
+@attrs.frozen
+class Streamed:
+    """How a streamed call ended, as its client's user sees it."""
+
+    status: int | None
+    body: bytes | None  # the bytes the caller read; None: the client hands out no bytes (an SDK)
+    events: int  # the events the caller was handed, "[DONE]" aside
+    error: BaseException | None
+    text: str = ""  # the streamed chat completion's text the caller was handed
+
+
+def events_in(body: bytes) -> int:
+    """The events a caller reading ``body`` gets, ``[DONE]`` aside."""
+    return sum(1 for e in parse_events(body) if e.data != b"[DONE]")
+
+
+def text_in(body: bytes) -> str:
+    """The text of the chat completion chunks in ``body``."""
+    text = ""
+    for event in parse_events(body):
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            continue
+        for choice in data.get("choices", []) if isinstance(data, dict) else []:
+            text += choice.get("delta", {}).get("content") or ""
+    return text
+
+
+def read_stream(status: int | None, chunks: list[bytes], error: BaseException | None) -> Streamed:
+    """A ``Streamed`` from the bytes a caller read."""
+    body = b"".join(chunks)
+    return Streamed(status, body, events_in(body), error, text_in(body))
+
+
+def streamed_bytes(model: str, content: str = "Hello from the fake gateway.") -> bytes:
+    """The bytes ``streamed(content)`` sends for ``model``."""
+    return "".join(chat_events(content)).replace("{{model}}", model).encode()
+
+
+#: The events (and text) of the default ``streamed()`` reply a caller is handed.
+STREAMED_EVENTS = events_in(streamed_bytes("m"))
+STREAMED_TEXT = "Hello from the fake gateway."
 
 
 def parse(content: bytes) -> Any:
@@ -71,8 +120,27 @@ class Scenarios:
     ) -> Sent:
         raise NotImplementedError
 
+    def stream(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        headers: dict[str, str] | None = None,
+    ) -> Streamed:
+        """A streamed POST of a chat completion, read to its end (or to the
+        exception its reading raised)."""
+        raise NotImplementedError
+
+    #: Whether the adapter peeks at and watches streamed answers (urllib3's
+    #: Retry cannot: it sees no body of a 2xx).
+    streams = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if not cls.streams:
+            for name in [n for n in dir(cls) if n.startswith("test_stream_")]:
+                setattr(cls, name, None)
         if not cls.get:
             # The client cannot send a GET to the chat URL: the scenario does
             # not apply, so it is not collected (rather than skipped).
@@ -343,3 +411,159 @@ class Scenarios:
         assert [s.status for s in sent] == [200] * 8
         if self.gates_first_attempt:  # (urllib3 cannot hold a first attempt back)
             assert gateway.rejected == 0
+
+    # --- streamed answers (server-sent events) -----------------------------------------
+
+    def run_stream(
+        self, gateway: FakeGateway, engine: pe.Engine, **kwargs: Any
+    ) -> tuple[Streamed, list[pe.Decision]]:
+        decisions: list[pe.Decision] = []
+        sent = self.stream(gateway, pe.Driver(engine, hooks=(decisions.append,)), **kwargs)
+        return sent, decisions
+
+    def test_stream_clean_is_handed_over_byte_for_byte(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(streamed(gap=0.01))
+        sent, decisions = self.run_stream(gateway, default_engine)
+        assert sent.error is None, sent.error
+        assert (sent.status, gateway.count()) == (200, 1)
+        if sent.body is not None:
+            assert sent.body == streamed_bytes("primary")
+        assert (sent.events, sent.text) == (STREAMED_EVENTS, STREAMED_TEXT)
+        assert [d.action.kind for d in decisions] == [pe.ActionKind.SUCCEED]
+
+    def test_stream_error_event_first_is_retried_and_never_seen(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(streamed(error_after=0), streamed())
+        sent, decisions = self.run_stream(
+            gateway, default_engine, headers={"Idempotency-Key": "stream-7"}
+        )
+        assert sent.error is None, sent.error
+        assert gateway.count() == 2
+        if sent.body is not None:
+            assert sent.body == streamed_bytes("primary")
+        assert (sent.events, sent.text) == (STREAMED_EVENTS, STREAMED_TEXT)
+        first = decisions[0].action
+        assert (first.kind, first.classification, first.status) == (
+            pe.ActionKind.RETRY,
+            "overloaded",
+            200,
+        )
+        assert testing.waits == [first.delay]
+        assert [r.header("Idempotency-Key") for r in gateway.received] == ["stream-7"] * 2
+
+    def test_stream_error_event_first_falls_back_to_the_next_model(
+        self, gateway: FakeGateway, testing: TestingMode
+    ) -> None:
+        policy = pe.load_policy(
+            {"rules": [{"id": "overloaded-type", "action": "fallback", "fallback": [BACKUP]}]},
+            env=False,
+        )
+        gateway.script(streamed(error_after=0), streamed(), model="primary")
+        gateway.script(streamed(), model=BACKUP)
+        sent, decisions = self.run_stream(gateway, pe.Engine(policy))
+        assert sent.error is None, sent.error
+        if not self.fallback:
+            assert gateway.models() == ["primary", "primary"]
+            return
+        assert gateway.models() == ["primary", BACKUP]
+        assert decisions[0].action.kind is pe.ActionKind.FALLBACK
+        if sent.body is not None:
+            assert sent.body == streamed_bytes(BACKUP)
+
+    def test_stream_error_event_first_that_is_not_retried_raises_at_once(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(streamed(error_after=0, error=error_event()), streamed())
+        sent, decisions = self.run_stream(gateway, default_engine)
+        assert gateway.count() == 1
+        assert isinstance(sent.error, pe.StreamInterrupted), sent.error
+        assert sent.error.events == 0 and sent.events == 0
+        assert sent.error.action.kind is pe.ActionKind.FAIL
+        assert sent.error.action.classification == "quota_exhausted"
+        assert sent.error.action is decisions[-1].action  # the driver's own, not decided again
+        if sent.body is not None:
+            assert b"insufficient_quota" not in sent.body
+
+    def test_stream_error_event_after_n_events_raises_after_exactly_n(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(streamed(error_after=3, gap=0.01))
+        sent, decisions = self.run_stream(gateway, default_engine)
+        assert gateway.count() == 1
+        error = sent.error
+        assert isinstance(error, pe.StreamInterrupted), error
+        assert (error.events, sent.events) == (3, 3)
+        assert sent.text == "Hello from the"
+        assert error.action.classification == "overloaded"
+        assert error.action.kind is pe.ActionKind.RETRY
+        assert "stream interrupted after 3 events: overloaded" in str(error)
+        if sent.body is not None:
+            assert sent.body == streamed_bytes("primary")[: len(sent.body)]
+            assert b"overloaded_error" not in sent.body
+        # The driver's decision on the first event, then the watch's on the error.
+        assert [d.action.kind for d in decisions] == [pe.ActionKind.SUCCEED, pe.ActionKind.RETRY]
+
+    def test_stream_drop_after_n_events_raises_after_exactly_n(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(streamed(drop_after=2))
+        sent, _ = self.run_stream(gateway, default_engine)
+        assert gateway.count() == 1
+        error = sent.error
+        assert isinstance(error, pe.StreamInterrupted), error
+        assert (error.events, sent.events) == (2, 2)
+        assert error.action.classification == "connection"
+        assert error.action.transport in {"incomplete", "protocol", "reset"}
+        assert error.__cause__ is not None
+        assert pe.transport_kind(error.__cause__) is not None  # the client's own exception
+
+    def test_stream_stalled_after_n_events_raises_after_exactly_n(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        # The second event comes after the client's read timeout.
+        gateway.script(streamed(gap=SLOW))
+        sent, _ = self.run_stream(gateway, default_engine)
+        error = sent.error
+        assert isinstance(error, pe.StreamInterrupted), error
+        assert (error.events, sent.events) == (1, 1)
+        assert error.action.classification == "timeout"
+        assert error.__cause__ is not None
+        # One request: the adapter handed the stream over at its first event,
+        # without waiting for more (the stall would have timed out the attempt).
+        assert gateway.count() == 1
+
+    def test_stream_drop_before_the_first_event_is_retried(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        gateway.script(streamed(drop_after=0), streamed())
+        sent, decisions = self.run_stream(gateway, default_engine)
+        assert sent.error is None, sent.error
+        assert gateway.count() == 2
+        assert decisions[0].action.classification == "connection"
+        assert (sent.events, sent.text) == (STREAMED_EVENTS, STREAMED_TEXT)
+
+    def test_stream_with_an_error_first_settles_with_the_governor(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        # An exhausted quota in a stream's first event is sticky like a 429.
+        gateway.script(*[streamed(error_after=0, error=error_event())] * 2)
+        driver = pe.Driver(default_engine)
+        first = self.stream(gateway, driver)
+        second = self.stream(gateway, driver)
+        assert isinstance(first.error, pe.StreamInterrupted)
+        if not self.gates_first_attempt:
+            assert gateway.count() == 2
+            return
+        assert gateway.count() == 1
+        # The stream replayed instead of asking again raises like the original did.
+        error = second.error
+        if isinstance(error, pe.StreamInterrupted):
+            assert (error.events, second.events) == (0, 0)
+            assert error.action.classification == "quota_exhausted"
+            assert "governor" in error.action.explanation
+        else:  # aiohttp raises what raise_for_status would, with the status replayed
+            assert self.refused_status(second) == 200
+            assert "quota" in str(error)

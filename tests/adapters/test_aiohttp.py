@@ -19,7 +19,7 @@ from policyengine.testing import (  # noqa: E402
     unavailable,
 )
 
-from .scenarios import TIMEOUT, Scenarios, Sent, parse  # noqa: E402
+from .scenarios import TIMEOUT, Scenarios, Sent, Streamed, parse, read_stream  # noqa: E402
 
 
 class TestAiohttp(Scenarios):
@@ -44,6 +44,32 @@ class TestAiohttp(Scenarios):
                         return Sent(r.status, parse(await r.read()), None)
                 except aiohttp.ClientError as exc:
                     return Sent(None, None, exc)
+
+        return asyncio.run(go())
+
+    def stream(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        headers: dict[str, str] | None = None,
+    ) -> Streamed:
+        async def go() -> Streamed:
+            chunks: list[bytes] = []
+            status = None
+            timeout = aiohttp.ClientTimeout(sock_read=TIMEOUT)
+            middlewares = (PolicyMiddleware(driver=driver),)
+            async with aiohttp.ClientSession(middlewares=middlewares, timeout=timeout) as s:
+                payload = {"model": model, "messages": []}
+                try:
+                    async with s.post(gateway.chat_url, json=payload, headers=headers) as r:
+                        status = r.status
+                        async for chunk in r.content.iter_any():
+                            chunks.append(chunk)
+                except (aiohttp.ClientError, pe.StreamInterrupted) as exc:
+                    return read_stream(status, chunks, exc)
+            return read_stream(status, chunks, None)
 
         return asyncio.run(go())
 

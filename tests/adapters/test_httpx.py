@@ -13,7 +13,7 @@ import policyengine as pe  # noqa: E402
 from policyengine.httpx import AsyncPolicyTransport, PolicyTransport  # noqa: E402
 from policyengine.testing import FakeGateway, TestingMode, rate_limited, unavailable  # noqa: E402
 
-from .scenarios import TIMEOUT, Scenarios, Sent, parse  # noqa: E402
+from .scenarios import TIMEOUT, Scenarios, Sent, Streamed, parse, read_stream  # noqa: E402
 
 
 def _payload(model: str, method: str) -> dict[str, Any]:
@@ -41,6 +41,27 @@ class TestHttpxSync(Scenarios):
                 return Sent(None, None, exc)
             return Sent(r.status_code, parse(r.content), None)
 
+    def stream(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        headers: dict[str, str] | None = None,
+    ) -> Streamed:
+        chunks: list[bytes] = []
+        status = None
+        with httpx.Client(transport=PolicyTransport(driver=driver), timeout=TIMEOUT) as client:
+            try:
+                with client.stream(
+                    "POST", gateway.chat_url, headers=headers, **_payload(model, "POST")
+                ) as r:
+                    status = r.status_code
+                    chunks.extend(r.iter_raw())
+            except (httpx.HTTPError, pe.StreamInterrupted) as exc:
+                return read_stream(status, chunks, exc)
+        return read_stream(status, chunks, None)
+
 
 class TestHttpxAsync(Scenarios):
     def send(
@@ -62,6 +83,32 @@ class TestHttpxAsync(Scenarios):
                 except httpx.HTTPError as exc:
                     return Sent(None, None, exc)
                 return Sent(r.status_code, parse(r.content), None)
+
+        return asyncio.run(go())
+
+    def stream(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        headers: dict[str, str] | None = None,
+    ) -> Streamed:
+        async def go() -> Streamed:
+            chunks: list[bytes] = []
+            status = None
+            transport = AsyncPolicyTransport(driver=driver)
+            async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
+                try:
+                    async with client.stream(
+                        "POST", gateway.chat_url, headers=headers, **_payload(model, "POST")
+                    ) as r:
+                        status = r.status_code
+                        async for chunk in r.aiter_raw():
+                            chunks.append(chunk)
+                except (httpx.HTTPError, pe.StreamInterrupted) as exc:
+                    return read_stream(status, chunks, exc)
+            return read_stream(status, chunks, None)
 
         return asyncio.run(go())
 

@@ -19,7 +19,7 @@ from policyengine.testing import (  # noqa: E402
     unavailable,
 )
 
-from .scenarios import TIMEOUT, Scenarios, Sent  # noqa: E402
+from .scenarios import TIMEOUT, Scenarios, Sent, Streamed  # noqa: E402
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 
@@ -29,6 +29,10 @@ def _options(gateway: FakeGateway, headers: dict[str, str] | None) -> tuple[dict
     auth = headers.pop("Authorization", "Bearer sk-test-key")
     options = {"api_key": auth.split(" ", 1)[1], "base_url": gateway.base_url, "timeout": TIMEOUT}
     return options, headers or None
+
+
+def _text(chunk: Any) -> str:
+    return "".join(c.delta.content or "" for c in chunk.choices)
 
 
 def _sent_error(exc: Exception) -> Sent:
@@ -59,6 +63,32 @@ class TestOpenAISync(Scenarios):
             llm.close()
         return Sent(200, {"model": reply.model}, None)
 
+    def stream(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        headers: dict[str, str] | None = None,
+    ) -> Streamed:
+        # The SDK's own stream iteration, end to end: it hands out parsed
+        # chunks, not bytes.
+        options, extra = _options(gateway, headers)
+        llm = client(driver=driver, **options)
+        events, text = 0, ""
+        try:
+            for chunk in llm.chat.completions.create(
+                model=model, messages=MESSAGES, extra_headers=extra, stream=True
+            ):
+                events += 1
+                text += _text(chunk)
+        except (openai.OpenAIError, pe.StreamInterrupted) as exc:
+            status = exc.status_code if isinstance(exc, openai.APIStatusError) else 200
+            return Streamed(status, None, events, exc, text)
+        finally:
+            llm.close()
+        return Streamed(200, None, events, None, text)
+
 
 class TestOpenAIAsync(Scenarios):
     get = False
@@ -84,6 +114,34 @@ class TestOpenAIAsync(Scenarios):
             finally:
                 await llm.close()
             return Sent(200, {"model": reply.model}, None)
+
+        return asyncio.run(go())
+
+    def stream(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        headers: dict[str, str] | None = None,
+    ) -> Streamed:
+        async def go() -> Streamed:
+            options, extra = _options(gateway, headers)
+            llm = async_client(driver=driver, **options)
+            events, text = 0, ""
+            try:
+                answer = await llm.chat.completions.create(
+                    model=model, messages=MESSAGES, extra_headers=extra, stream=True
+                )
+                async for chunk in answer:
+                    events += 1
+                    text += _text(chunk)
+            except (openai.OpenAIError, pe.StreamInterrupted) as exc:
+                status = exc.status_code if isinstance(exc, openai.APIStatusError) else 200
+                return Streamed(status, None, events, exc, text)
+            finally:
+                await llm.close()
+            return Streamed(200, None, events, None, text)
 
         return asyncio.run(go())
 

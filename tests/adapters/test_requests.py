@@ -18,7 +18,7 @@ from policyengine.testing import (  # noqa: E402
     unavailable,
 )
 
-from .scenarios import TIMEOUT, Scenarios, Sent, parse  # noqa: E402
+from .scenarios import TIMEOUT, Scenarios, Sent, Streamed, parse, read_stream  # noqa: E402
 
 
 class TestRequests(Scenarios):
@@ -41,6 +41,29 @@ class TestRequests(Scenarios):
             except requests.RequestException as exc:
                 return Sent(None, None, exc)
             return Sent(r.status_code, parse(r.content), None)
+
+    def stream(
+        self,
+        gateway: FakeGateway,
+        driver: pe.Driver,
+        *,
+        model: str = "primary",
+        headers: dict[str, str] | None = None,
+    ) -> Streamed:
+        chunks: list[bytes] = []
+        status = None
+        with requests.Session() as session:
+            session.mount("http://", PolicyAdapter(driver=driver))
+            payload = {"model": model, "messages": []}
+            try:
+                r = session.post(
+                    gateway.chat_url, json=payload, headers=headers, timeout=TIMEOUT, stream=True
+                )
+                status = r.status_code
+                chunks.extend(r.iter_content(None))
+            except (requests.RequestException, pe.StreamInterrupted) as exc:
+                return read_stream(status, chunks, exc)
+        return read_stream(status, chunks, None)
 
 
 def test_final_timeout_is_requests_own_exception_with_a_note(

@@ -28,6 +28,7 @@ from .scenarios import TIMEOUT, Scenarios, Sent, parse  # noqa: E402
 class TestPoolManager(Scenarios):
     fallback = False  # urllib3's Retry cannot change the request body
     gates_first_attempt = False  # urllib3 asks a Retry only after an attempt
+    streams = False  # nor does it see the body of a 2xx (see test_streams_pass_unwatched)
 
     def send(
         self,
@@ -54,6 +55,7 @@ class TestRequestsHTTPAdapterMaxRetries(Scenarios):
 
     fallback = False
     gates_first_attempt = False
+    streams = False
 
     def send(
         self,
@@ -181,3 +183,22 @@ def test_fallback_give_up_is_logged_as_a_give_up(
     assert [rec.levelno for rec in records] == [logging.WARNING]
     assert records[0].action == "fail"  # type: ignore[attr-defined]
     assert "this caller cannot switch models" in records[0].getMessage()
+
+
+def test_streams_pass_unwatched(
+    gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+) -> None:
+    # What PolicyRetry cannot do, as documented: it sees only the status of a
+    # 2xx, so a stream's error event first is handed over after one request,
+    # and a drop mid-stream is urllib3's own error, with no decision attached.
+    from policyengine.testing import error_event, streamed
+
+    gateway.script(streamed(error_after=0, error=error_event()), streamed(drop_after=2))
+    with urllib3.PoolManager(retries=PolicyRetry(engine=default_engine)) as http:
+        r = http.request("POST", gateway.chat_url, json={"model": "m"}, preload_content=False)
+        assert r.status == 200
+        assert b"insufficient_quota" in b"".join(r.stream())
+        r = http.request("POST", gateway.chat_url, json={"model": "m"}, preload_content=False)
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            b"".join(r.stream())
+    assert gateway.count() == 2

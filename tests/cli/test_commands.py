@@ -856,3 +856,59 @@ def test_simulate_url_filters_har_only(cli: Run, tmp_path: Path) -> None:
         f"policyengine simulate: error: --url filters the entries of a HAR file; {run} "
         "is JSON Lines"
     )
+
+
+STREAM_OK = b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\n'
+STREAM_OVERLOADED = (
+    b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
+    b'"message": "Overloaded"}}\n\n'
+)
+SSE = ("--status", "200", "--header", "Content-Type: text/event-stream")
+
+
+def test_explain_a_recorded_stream_decides_on_its_first_event(cli: Run, tmp_path: Path) -> None:
+    stream = tmp_path / "stream.txt"
+    stream.write_bytes(STREAM_OVERLOADED + STREAM_OK)
+    code, out, _ = cli("explain", *SSE, "--body-file", str(stream), "--format", "json")
+    data = json.loads(out)
+    assert (code, data["kind"], data["rule"]) == (0, "retry", "overloaded-type")
+    assert data["stream"] == {"events": 2, "interrupted": None}
+
+
+def test_explain_a_recorded_stream_that_breaks_off_later(cli: Run, tmp_path: Path) -> None:
+    stream = tmp_path / "stream.txt"
+    stream.write_bytes(b": hi\r\n\r\n" + STREAM_OK * 3 + STREAM_OVERLOADED)
+    code, out, _ = cli("explain", *SSE, "--body-file", str(stream))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "action:         succeed"
+    assert "stream:         decided on its first event (4 in all), as the adapters do" in out
+    assert (
+        "interrupted:    stream interrupted after 3 events: overloaded (status 200, "
+        "rule 'overloaded-type'); the policy would retry." in out
+    )
+    code, out, _ = cli("explain", *SSE, "--body-file", str(stream), "--format", "json")
+    interrupted = json.loads(out)["stream"]["interrupted"]
+    assert (interrupted["after"], interrupted["action"]["rule"]) == (3, "overloaded-type")
+
+
+def test_explain_a_body_without_the_stream_type_reads_it_whole(cli: Run, tmp_path: Path) -> None:
+    # Without Content-Type: text/event-stream it is a body like any other:
+    # any error event in it is the error (as Engine.evaluate reads it).
+    stream = tmp_path / "stream.txt"
+    stream.write_bytes(STREAM_OK + STREAM_OVERLOADED)
+    code, out, _ = cli("explain", "--status", "200", "--body-file", str(stream), "--format", "json")
+    assert (code, json.loads(out)["rule"]) == (0, "overloaded-type")
+    assert "stream" not in json.loads(out)
+
+
+def test_explain_a_raw_streamed_response_from_stdin(cli: Run) -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in [STREAM_OK, STREAM_OVERLOADED])
+        + b"0\r\n\r\n"
+    )
+    code, out, _ = cli("explain", "--format", "json", stdin=raw)
+    data = json.loads(out)
+    assert (code, data["kind"], data["stream"]["interrupted"]["after"]) == (0, "succeed", 1)

@@ -113,3 +113,31 @@ def test_method_rules_apply_to_recorded_network_failures(tmp_path: Path) -> None
     assert [(s.action.rule_id, s.action.kind.value) for s in run.steps] == [
         ("no-post-retry", "fail")
     ]
+
+
+def test_streamed_records_are_decided_on_their_first_event(default_policy: pe.Policy) -> None:
+    overloaded = (
+        'event: error\\ndata: {\\"type\\": \\"error\\", \\"error\\": '
+        '{\\"type\\": \\"overloaded_error\\", \\"message\\": \\"Overloaded\\"}}\\n\\n'
+    )
+    ok = 'data: {\\"choices\\": []}\\n\\n'
+    sse = '"headers": {"Content-Type": "text/event-stream"}'
+    records = read_records(
+        (
+            f'{{"status": 200, {sse}, "body": "{overloaded}{ok}"}}\n'
+            f'{{"status": 200, {sse}, "body": "{ok}{ok}{overloaded}"}}\n'
+        ).encode(),
+        "r",
+    )
+    run = simulate(default_policy, records)
+    assert [s.action.rule_id for s in run.steps] == ["overloaded-type", "success"]
+    assert (run.steps[0].events, run.steps[0].interruption) == (2, None)
+    last = run.steps[1]
+    assert (last.events, last.interrupted) == (3, 2)
+    assert last.interruption is not None and last.interruption.classification == "overloaded"
+    text = run.text()
+    assert "stream breaks off after 2 events: overloaded (overloaded-type, would retry)" in text
+    assert "outcome: succeed after 2 attempts" in text
+    assert "; then stream interrupted after 2 events: overloaded" in text
+    assert run.as_dict()["steps"][1]["stream"]["interrupted"]["after"] == 2
+    assert run.as_dict()["steps"][0]["stream"] == {"events": 2, "interrupted": None}
