@@ -6,6 +6,8 @@ policyengine next to the retries of openai, urllib3, tenacity and stamina.
     python benchmarks/goodput.py                  # every cell, default sizes (~15 minutes)
     python benchmarks/goodput.py --quick          # a smoke run (well under a minute)
     python benchmarks/goodput.py --rate 50 --callers 40 --calls 5 --json goodput.json
+    python benchmarks/goodput.py --processes 4 --callers 5 \
+        --contenders policyengine,policyengine-redis --redis-fault kill
 
 A cell is one contender in one scenario. Each cell gets a fresh loopback
 server (benchmarks/_goodput_server.py) in this process, and a worker process
@@ -20,6 +22,21 @@ timeout, and the report counts the calls that took longer to give up (or
 were still running past it when the cell was cut). The contenders are set up
 as their users would set them up; none is told the deadline as a total.
 
+Many processes (``--processes P``): a cell runs P worker processes of C
+callers each (caller ids unique across the fleet), all against the cell's one
+server, released together once every worker is ready; the figures are the
+fleet's. ``policyengine-redis`` is policyengine with its governor's state on
+ONE ``redis-server`` that the run starts (a free loopback port, no
+persistence) and empties before each cell, so that P processes share one
+limiter, budget, circuit and sticky failures where ``policyengine`` has one of
+each per process. ``--redis-fault kill`` kills that Redis once a third of the
+fleet's calls have ended and starts it again (same port, empty) once two
+thirds have; ``--redis-fault slow`` makes it sleep 1 s (``DEBUG SLEEP 1``)
+at the start of the cell and every 2 s after. A call must never fail because
+of Redis: the report counts the calls whose exception came from the redis
+package, the store's fallbacks to in-process state, and the calls that ran
+during a fault.
+
 To add a contender, write a function ``Endpoint -> Caller`` and list it in
 ``CONTENDERS``.
 """
@@ -28,11 +45,15 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
+import logging
 import math
 import os
 import platform
 import queue
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +82,7 @@ class Endpoint(NamedTuple):
     base_url: str  # http://127.0.0.1:PORT/v1
     timeout: float  # seconds, for each attempt: the call's deadline
     pool: int  # connections to keep alive: one per caller
+    redis_url: str = ""  # the run's Redis, for contenders that keep state there
 
 
 class Caller(NamedTuple):
@@ -76,6 +98,13 @@ class Contender(NamedTuple):
     name: str
     factory: Callable[[Endpoint], Caller]  # called once per cell, in the worker process
     about: str
+    redis: bool = False  # needs the run's Redis (Endpoint.redis_url)
+
+
+#: Where a contender's store says it falls back to in-process state and comes
+#: back (records with ``transition`` ``store_down`` / ``store_up``): the worker
+#: reports each one as an event.
+STORE_LOGGER = logging.getLogger("goodput.store")
 
 
 class RetryableStatus(Exception):
@@ -109,20 +138,30 @@ def _plain_httpx(endpoint: Endpoint) -> Any:
     return httpx.Client(limits=_httpx_limits(endpoint), timeout=endpoint.timeout, headers=AUTH)
 
 
-def _policyengine(governed: bool) -> Callable[[Endpoint], Caller]:
+def _policyengine(governed: bool, redis: bool = False) -> Callable[[Endpoint], Caller]:
     def factory(endpoint: Endpoint) -> Caller:
         """httpx with ``PolicyTransport`` and the bundled default policy (its
-        governor on, or off); each call bounded by the cell's deadline, as a
-        user bounds a call (``overriding(max_elapsed=...)``)."""
+        governor on, or off; with ``redis``, its governor's state in the run's
+        Redis: ``Governor(policy, store=RedisStore(url))``); each call bounded
+        by the cell's deadline, as a user bounds a call
+        (``overriding(max_elapsed=...)``)."""
         import httpx
 
         import policyengine as pe
         from policyengine.httpx import PolicyTransport
 
         layers = [] if governed else [{"governor": {"enabled": False}}]
-        engine = pe.Engine(pe.load_policy(*layers, env=False))
+        policy = pe.load_policy(*layers, env=False)
+        engine = pe.Engine(policy)
+        store: Any = None
+        governor = None
+        if redis:
+            from policyengine.redis import RedisStore
+
+            store = RedisStore(endpoint.redis_url, logger=STORE_LOGGER)
+            governor = pe.Governor(policy, store=store)
         inner = httpx.HTTPTransport(limits=_httpx_limits(endpoint))
-        transport = PolicyTransport(inner, engine=engine)
+        transport = PolicyTransport(inner, engine=engine, governor=governor)
         client = httpx.Client(transport=transport, timeout=endpoint.timeout, headers=AUTH)
         url = endpoint.base_url + "/chat/completions"
 
@@ -134,7 +173,12 @@ def _policyengine(governed: bool) -> Callable[[Endpoint], Caller]:
                 return True
             return False
 
-        return Caller(call, client.close)
+        def close() -> None:
+            client.close()
+            if store is not None:
+                store.flush(5.0)  # the settlements still queued, before the process ends
+
+        return Caller(call, close)
 
     return factory
 
@@ -252,6 +296,13 @@ CONTENDERS: dict[str, Contender] = {
             _policyengine(governed=False),
             "the same with [governor] enabled = false: each call decides alone",
         ),
+        Contender(
+            "policyengine-redis",
+            _policyengine(governed=True, redis=True),
+            "the same as policyengine, its governor's state in the run's Redis "
+            "(Governor(policy, store=RedisStore(url)))",
+            redis=True,
+        ),
         Contender("openai-default", _openai(2), "openai.OpenAI(max_retries=2), its default"),
         Contender("openai-10", _openai(10), "openai.OpenAI(max_retries=10)"),
         Contender(
@@ -271,14 +322,43 @@ CONTENDERS: dict[str, Contender] = {
 # --- The worker: C callers through one client ---------------------------------------------
 
 
+def _from_redis(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from or during, is the
+    redis package's: a call that failed because of Redis."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__.split(".")[0] == "redis":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class _StoreEvents(logging.Handler):
+    """Reports the store's fallbacks and recoveries (``STORE_LOGGER``) as events."""
+
+    def __init__(self, send: Callable[..., None]) -> None:
+        super().__init__(logging.INFO)
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        what = getattr(record, "transition", "") or record.levelname.lower()
+        self._send(ev="store", what=what, t=time.monotonic())
+
+
 def worker(spec: dict[str, Any]) -> int:
     """Run one cell's callers and print one JSON line per event on stdout:
     ``ready`` once the client exists, ``start`` and ``end`` for each call,
-    ``done`` at the end."""
+    ``store`` when a contender's store falls back or recovers, ``done`` at the
+    end. With ``gate`` (many processes), the callers start once a line comes
+    on stdin: when every worker of the cell is ready."""
     contender = CONTENDERS[spec["contender"]]
     callers, calls = int(spec["callers"]), int(spec["calls"])
-    endpoint = Endpoint(spec["base_url"], float(spec["deadline"]), callers)
-    caller = contender.factory(endpoint)
+    first = int(spec.get("first_caller", 0))  # this worker's callers: first, first + 1, ...
+    endpoint = Endpoint(
+        spec["base_url"], float(spec["deadline"]), callers, spec.get("redis_url", "")
+    )
     lock = threading.Lock()
 
     def emit(**event: Any) -> None:
@@ -287,6 +367,10 @@ def worker(spec: dict[str, Any]) -> int:
             sys.stdout.write(line)
             sys.stdout.flush()
 
+    STORE_LOGGER.setLevel(logging.INFO)
+    STORE_LOGGER.propagate = False
+    STORE_LOGGER.addHandler(_StoreEvents(emit))
+    caller = contender.factory(endpoint)
     barrier = threading.Barrier(callers + 1)
 
     def run(who: int) -> None:
@@ -294,16 +378,20 @@ def worker(spec: dict[str, Any]) -> int:
         for number in range(calls):
             start = time.monotonic()
             emit(ev="start", caller=who, call=number, t=start)
+            redis = False
             try:
                 ok, why = caller.call(), ""
             except Exception as exc:
-                ok, why = False, type(exc).__name__
-            emit(ev="end", caller=who, call=number, t=time.monotonic(), ok=ok, why=why)
+                ok, why, redis = False, type(exc).__name__, _from_redis(exc)
+            end = {"redis": True} if redis else {}
+            emit(ev="end", caller=who, call=number, t=time.monotonic(), ok=ok, why=why, **end)
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(callers)]
+    threads = [threading.Thread(target=run, args=(first + i,), daemon=True) for i in range(callers)]
     for thread in threads:
         thread.start()
     emit(ev="ready", t=time.monotonic())
+    if spec.get("gate"):
+        sys.stdin.readline()
     barrier.wait()
     for thread in threads:
         thread.join()
@@ -328,6 +416,8 @@ class Settings(NamedTuple):
     deadline: float
     cell_timeout: float
     jobs: int  # cells run at once: 1 for figures worth comparing
+    processes: int = 1  # P, worker processes per cell, C callers each
+    redis_fault: str = "none"  # none, kill or slow: done to Redis in policyengine-redis cells
 
 
 class CallRecord(NamedTuple):
@@ -352,16 +442,204 @@ class Cell(NamedTuple):
     records: tuple[CallRecord, ...]
     hits: tuple[Hit, ...]
     error: str  # the worker's failure, if it failed
+    redis: dict[str, Any] | None = None  # a Redis contender's: fault, fallbacks, ...
+    skipped: str = ""  # why the cell was not run (no redis-server)
 
 
-def _reader(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+# --- The run's Redis and its faults -------------------------------------------------------
+
+#: Seconds redis-server may take to answer PING after it is started.
+REDIS_START_TIMEOUT = 10.0
+#: ``--redis-fault slow``: DEBUG SLEEP this long, this often (seconds).
+SLOW_SLEEP, SLOW_EVERY = 1.0, 2.0
+REDIS_FAULTS = ("none", "kill", "slow")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """ONE redis-server for the run: loopback, a free port, no persistence, in
+    a temporary directory, DEBUG allowed from loopback (``--redis-fault slow``).
+    ``stop`` and ``start`` again keep its port (``--redis-fault kill``)."""
+
+    def __init__(self, binary: str) -> None:
+        import redis  # the harness's client: FLUSHALL, DBSIZE, DEBUG SLEEP
+
+        self._redis = redis
+        self.binary = binary
+        self._dir = tempfile.TemporaryDirectory(prefix="goodput-redis-")
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._proc: subprocess.Popen[bytes] | None = None
+        found = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+        self.version = found.stdout.strip()
+
+    def client(self, timeout: float | None = 5.0) -> Any:
+        return self._redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=timeout, socket_connect_timeout=5.0
+        )
+
+    def start(self) -> None:
+        """Start it and wait until it answers (RuntimeError if it does not)."""
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", self._dir.name]
+        args += ["--enable-debug-command", "local", "--logfile", "redis.log"]
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
+        cap = time.monotonic() + REDIS_START_TIMEOUT
+        while True:
+            try:
+                with contextlib.closing(self.client(1.0)) as client:
+                    client.ping()
+                return
+            except self._redis.RedisError:
+                if self._proc.poll() is not None or time.monotonic() > cap:
+                    self.stop()
+                    try:
+                        with open(os.path.join(self._dir.name, "redis.log")) as log:
+                            tail = log.read()[-500:]
+                    except OSError:
+                        tail = ""
+                    raise RuntimeError(f"redis-server did not start: {tail}") from None
+                time.sleep(0.02)
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop it: SIGKILL (a crash) with ``kill``, else SIGTERM."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill() if kill else proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def flushall(self) -> None:
+        with contextlib.closing(self.client()) as client:
+            client.flushall()
+
+    def dbsize(self) -> int | None:
+        try:
+            with contextlib.closing(self.client()) as client:
+                return int(client.dbsize())
+        except self._redis.RedisError:
+            return None
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+
+def start_redis() -> tuple[RedisServer | None, str]:
+    """The run's Redis, started; or None and why not."""
+    binary = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+    if binary is None:
+        return None, "no redis-server"
+    try:
+        server = RedisServer(binary)
+    except ImportError:
+        return None, "no redis package"
+    try:
+        server.start()
+    except (OSError, RuntimeError) as exc:
+        server.close()
+        return None, f"redis-server failed to start ({exc})"
+    return server, ""
+
+
+class Fault:
+    """What ``--redis-fault`` does to the run's Redis during one cell, and when
+    (``windows``: (from, to) in ``time.monotonic()``, Redis down or asleep)."""
+
+    def __init__(self, kind: str, redis: RedisServer, planned: int) -> None:
+        self.kind = kind
+        self._redis = redis
+        self._planned = planned
+        self.windows: list[tuple[float, float]] = []
+        self._killed: float | None = None
+        self._restarted = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error = ""
+
+    def begin(self) -> None:
+        """The cell's callers are about to start."""
+        if self.kind == "slow":
+            self._thread = threading.Thread(target=self._sleeper, daemon=True)
+            self._thread.start()
+
+    def _sleeper(self) -> None:
+        # A connection of its own that waits out the sleep, at the start and every 2 s.
+        try:
+            with contextlib.closing(self._redis.client(SLOW_SLEEP + 10)) as client:
+                tick = time.monotonic()
+                while not self._stop.is_set():
+                    began = time.monotonic()
+                    client.execute_command("DEBUG", "SLEEP", repr(SLOW_SLEEP))
+                    self.windows.append((began, time.monotonic()))
+                    tick += SLOW_EVERY
+                    self._stop.wait(max(0.0, tick - time.monotonic()))
+        except Exception as exc:  # reported, not raised: the cell goes on
+            self.error = f"DEBUG SLEEP failed: {type(exc).__name__}: {exc}"
+
+    def progress(self, ended: int) -> None:
+        """``ended`` of the fleet's calls have ended: kill at a third, restart at two."""
+        if self.kind != "kill":
+            return
+        if self._killed is None and ended * 3 >= self._planned:
+            self._killed = time.monotonic()
+            self._redis.stop(kill=True)
+        elif self._killed is not None and not self._restarted and ended * 3 >= 2 * self._planned:
+            self._restart()
+
+    def _restart(self) -> None:
+        self._restarted = True
+        assert self._killed is not None
+        try:
+            self._redis.start()
+        except RuntimeError as exc:
+            self.error = str(exc)
+        self.windows.append((self._killed, time.monotonic()))
+
+    def end(self) -> None:
+        """The cell is over: stop sleeping, restart a killed Redis."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=SLOW_SLEEP + 15)
+        if self._killed is not None and not self._restarted:
+            self._restart()
+
+
+# --- Running a cell -----------------------------------------------------------------------
+
+
+def _reader(stream: IO[str], lines: queue.Queue[Any], tag: int | None = None) -> None:
     for line in stream:
-        lines.put(line)
-    lines.put(None)
+        lines.put(line if tag is None else (tag, line))
+    lines.put(None if tag is None else (tag, None))
 
 
-def run_cell(contender: str, scenario: str, settings: Settings) -> Cell:
+def _worker_env() -> dict[str, str]:
+    """The harness's environment without POLICYENGINE_REDIS_URL: ``policyengine``
+    keeps its state in its process whatever the shell says; only
+    ``policyengine-redis`` uses a Redis, the run's, named explicitly."""
+    return {k: v for k, v in os.environ.items() if k != "POLICYENGINE_REDIS_URL"}
+
+
+def run_cell(
+    contender: str, scenario: str, settings: Settings, redis: RedisServer | None = None
+) -> Cell:
     """Run one cell: a fresh server, a worker process, bounded by the cell's cap."""
+    if settings.processes > 1 or CONTENDERS[contender].redis:
+        return run_fleet_cell(contender, scenario, settings, redis)
     play = Scenario(scenario, rate=settings.rate, brownout=settings.brownout)
     with GoodputServer(play) as server, tempfile.TemporaryFile("w+") as stderr:
         spec = {
@@ -376,6 +654,7 @@ def run_cell(contender: str, scenario: str, settings: Settings) -> Cell:
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
+            env=_worker_env(),
         )
         assert proc.stdout is not None
         lines: queue.Queue[str | None] = queue.Queue()
@@ -426,6 +705,190 @@ def run_cell(contender: str, scenario: str, settings: Settings) -> Cell:
             tuple(sorted(records, key=lambda r: r.start)),
             server.hits(),
             error,
+        )
+
+
+def _fallbacks(store: list[tuple[int, str, float]]) -> dict[str, int]:
+    """The store's fallbacks to in-process state (a ``store_down`` in a worker
+    whose Redis was up), its ``store_down`` warnings (logged again each time
+    it tries Redis and fails: every ``RETRY_AFTER`` while Redis is down), and
+    its recoveries."""
+    last: dict[int, str] = {}
+    fallbacks = 0
+    for worker, what, _ in store:
+        fallbacks += what == "store_down" and last.get(worker) != "store_down"
+        last[worker] = what
+    return {
+        "fallbacks": fallbacks,
+        "store_down_warnings": sum(1 for _, what, _ in store if what == "store_down"),
+        "recoveries": sum(1 for _, what, _ in store if what == "store_up"),
+    }
+
+
+def _kill_all(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def run_fleet_cell(
+    contender: str, scenario: str, settings: Settings, redis: RedisServer | None
+) -> Cell:
+    """Run one cell of P worker processes (or of a Redis contender): a fresh
+    server, the workers released together once all are ready, the run's Redis
+    emptied first and faulted as ``--redis-fault`` says."""
+    needs_redis = CONTENDERS[contender].redis
+    if needs_redis and redis is None:
+        return Cell(contender, scenario, 0.0, 0.0, False, (), (), "", None, "no Redis")
+    count, callers = settings.processes, settings.callers
+    planned = count * callers * settings.calls
+    gated = count > 1
+    fault = None
+    if needs_redis:
+        assert redis is not None
+        try:
+            redis.flushall()
+        except Exception as exc:  # a restart after a fault failed: say so, go on
+            error = f"the run's Redis is not answering: {type(exc).__name__}: {exc}"
+            return Cell(contender, scenario, 0.0, 0.0, False, (), (), error)
+        if settings.redis_fault != "none":
+            fault = Fault(settings.redis_fault, redis, planned)
+    play = Scenario(scenario, rate=settings.rate, brownout=settings.brownout)
+    with GoodputServer(play) as server, contextlib.ExitStack() as stack:
+        lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
+        procs: list[subprocess.Popen[str]] = []
+        stack.callback(_kill_all, procs)  # none left behind if the harness is interrupted
+        stderrs: list[IO[str]] = []
+        for index in range(count):
+            spec: dict[str, Any] = {
+                "contender": contender,
+                "base_url": server.base_url,
+                "callers": callers,
+                "calls": settings.calls,
+                "deadline": settings.deadline,
+                "first_caller": index * callers,
+            }
+            if gated:
+                spec["gate"] = True
+            if needs_redis:
+                assert redis is not None
+                spec["redis_url"] = redis.url
+            stderrs.append(stack.enter_context(tempfile.TemporaryFile("w+")))
+            proc = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+                stdin=subprocess.PIPE if gated else None,
+                stdout=subprocess.PIPE,
+                stderr=stderrs[-1],
+                text=True,
+                env=_worker_env(),
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            threading.Thread(target=_reader, args=(proc.stdout, lines, index), daemon=True).start()
+        starts: dict[tuple[int, int], float] = {}
+        records: list[CallRecord] = []
+        from_redis = 0
+        store: list[tuple[int, str, float]] = []  # (worker, store_down or store_up, t)
+        readies: set[int] = set()
+        done: set[int] = set()
+        closed: set[int] = set()
+        ready: float | None = None
+        cap = time.monotonic() + READY_TIMEOUT
+        while len(done) < count:
+            try:
+                index, line = lines.get(timeout=max(0.0, cap - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                closed.add(index)
+                if index not in done:
+                    break  # a worker died: the cell is over
+                continue
+            event = json.loads(line)
+            kind = event["ev"]
+            if kind == "ready":
+                readies.add(index)
+                if len(readies) == count:
+                    if fault is not None:
+                        fault.begin()
+                    if gated:
+                        for proc in procs:
+                            assert proc.stdin is not None
+                            with contextlib.suppress(OSError):
+                                proc.stdin.write("go\n")
+                                proc.stdin.flush()
+                        ready = time.monotonic()
+                    else:
+                        ready = event["t"]
+                    cap = ready + settings.cell_timeout
+            elif kind == "start":
+                starts[event["caller"], event["call"]] = event["t"]
+            elif kind == "end":
+                key = (event["caller"], event["call"])
+                records.append(
+                    CallRecord(*key, starts.pop(key), event["t"], event["ok"], event["why"])
+                )
+                from_redis += bool(event.get("redis"))
+                if fault is not None:
+                    fault.progress(len(records))
+            elif kind == "store":
+                store.append((index, event["what"], event["t"]))
+            elif kind == "done":
+                done.add(index)
+        killed = [i for i, proc in enumerate(procs) if i not in done and proc.poll() is None]
+        for i in killed:
+            procs[i].kill()
+        cut = bool(killed)
+        finished = time.monotonic() if cut else max((r.end or 0.0 for r in records), default=0.0)
+        for proc in procs:
+            proc.wait(timeout=30)
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+        if fault is not None:
+            fault.end()
+        records.extend(CallRecord(*key, t, None, False, "cut") for key, t in starts.items())
+        errors = []
+        for i, proc in enumerate(procs):
+            if i in readies and (i in done or i in killed):
+                continue
+            stderrs[i].seek(0)
+            what = "not ready" if i not in readies else "exited early"
+            errors.append(
+                f"worker {i} {what} (exit code {proc.returncode}): {stderrs[i].read()[-2000:]}"
+            )
+        origin = ready if ready is not None else time.monotonic()
+        about = None
+        if needs_redis:
+            assert redis is not None
+            windows = fault.windows if fault is not None else []
+            during = [
+                r
+                for r in records
+                if any(r.start < b and (r.end or finished) > a for a, b in windows)
+            ]
+            about = {
+                "url": redis.url,
+                "fault": settings.redis_fault,
+                "fault_windows_s": [[a - origin, b - origin] for a, b in windows],
+                "fault_error": fault.error if fault is not None else "",
+                "calls_during_fault": len(during),
+                "not_ok_during_fault": sum(1 for r in during if not r.ok),
+                **_fallbacks(store),
+                "failed_by_redis": from_redis,
+                "keys_at_end": redis.dbsize(),
+            }
+        return Cell(
+            contender,
+            scenario,
+            origin,
+            finished,
+            cut,
+            tuple(sorted(records, key=lambda r: r.start)),
+            server.hits(),
+            "\n".join(errors),
+            about,
         )
 
 
@@ -480,8 +943,15 @@ def _percentile(values: Sequence[float], p: float) -> float | None:
 
 
 def figures(cell: Cell, settings: Settings) -> dict[str, Any]:
-    """Every figure of a cell."""
-    planned = settings.callers * settings.calls
+    """Every figure of a cell (of the fleet's, with many processes)."""
+    planned = settings.processes * settings.callers * settings.calls
+    if cell.skipped:
+        return {
+            "contender": cell.contender,
+            "scenario": cell.scenario,
+            "calls": planned,
+            "skipped": cell.skipped,
+        }
     ended = [r for r in cell.records if r.end is not None]
     ok = [r for r in ended if r.ok]
     failed = [r for r in ended if not r.ok]
@@ -530,13 +1000,14 @@ def figures(cell: Cell, settings: Settings) -> dict[str, Any]:
         "give_up_p50_s": statistics.median(give_up) if give_up else None,
         "past_deadline": past,
         "failures": reasons,
+        **({"redis": cell.redis} if cell.redis is not None else {}),
     }
 
 
 def best_goodput(settings: Settings) -> float | None:
     """The goodput of a perfect client: the first R calls at once (the burst),
     the rest at R a second. None: every call fits in the burst."""
-    calls = settings.callers * settings.calls
+    calls = settings.processes * settings.callers * settings.calls
     if calls <= settings.rate:
         return None
     return calls / ((calls - settings.rate) / settings.rate) / settings.rate
@@ -545,9 +1016,13 @@ def best_goodput(settings: Settings) -> float | None:
 def verdict(f: dict[str, Any]) -> str:
     """``met``, or ``MISSED`` and what missed, against the scenario's target."""
     goal = GOALS[f["scenario"]]
+    if f.get("skipped"):
+        return "skipped"
     misses: list[str] = []
     if f["error"]:
         misses.append("worker failed")
+    if f.get("redis", {}).get("failed_by_redis"):
+        misses.append(f"{f['redis']['failed_by_redis']} calls raised a Redis error")
     if goal.all_ok and f["succeeded"] < f["calls"]:
         misses.append(f"{f['calls'] - f['succeeded']} calls not ok")
     if goal.goodput is not None and (f["goodput"] or 0.0) < goal.goodput:
@@ -618,6 +1093,10 @@ def table(scenario: str, rows: list[dict[str, Any]], settings: Settings) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in rows:
+        if f.get("skipped"):
+            dashes = " | -" * 8
+            out.append(f"| {f['contender']} | skipped: {f['skipped']}{dashes} | skipped |")
+            continue
         ok = f"{f['succeeded']}/{f['calls']}"
         if f["cut"]:
             ok += f" (cut, {f['unfinished']} unfinished)"
@@ -628,7 +1107,42 @@ def table(scenario: str, rows: list[dict[str, Any]], settings: Settings) -> str:
             f"| {_secs(f['latency_p99_s'])} | {_secs(f['give_up_p50_s'])} "
             f"| {f['past_deadline']} | {verdict(f)} |"
         )
+    redis = [f for f in rows if "redis" in f]
+    if redis:
+        out += ["", *redis_table(redis)]
     return "\n".join(out)
+
+
+REDIS_HEADER = (
+    "| contender | Redis fault | Redis down or asleep | calls during a fault (not ok) "
+    "| fallbacks (warnings) / recoveries | keys at the end | Redis errors raised to callers |"
+)
+
+
+def redis_table(rows: list[dict[str, Any]]) -> list[str]:
+    """What the Redis contenders' store did: the fault, the calls that ran
+    during it (and of those, the ones not ok), the store's fallbacks to
+    in-process state, and the calls that raised an error of the redis package
+    (must be 0: a failing Redis must never fail a call)."""
+    out = [REDIS_HEADER, "|---|---|---|---|---|---|---|"]
+    for f in rows:
+        r = f["redis"]
+        spans = [(max(0.0, a), max(0.0, b)) for a, b in r["fault_windows_s"]]
+        if len(spans) > 2:  # slow: asleep n times, from the first to the last
+            took = statistics.mean(b - a for a, b in spans)
+            windows = f"{len(spans)} x {took:.1f} s, {spans[0][0]:.1f}-{spans[-1][1]:.1f} s"
+        else:
+            windows = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans) or "-"
+        if r["fault_error"]:
+            windows += f" ({r['fault_error']})"
+        keys = "-" if r["keys_at_end"] is None else str(r["keys_at_end"])
+        out.append(
+            f"| {f['contender']} | {r['fault']} | {windows} "
+            f"| {r['calls_during_fault']} ({r['not_ok_during_fault']}) "
+            f"| {r['fallbacks']} ({r['store_down_warnings']}) / {r['recoveries']} | {keys} "
+            f"| {r['failed_by_redis']} |"
+        )
+    return out
 
 
 def _call_json(r: CallRecord, origin: float) -> dict[str, Any]:
@@ -646,7 +1160,8 @@ def _call_json(r: CallRecord, origin: float) -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
-    for name in ("policyengine", "httpx", "openai", "requests", "urllib3", "tenacity", "stamina"):
+    names = ("policyengine", "httpx", "openai", "requests", "urllib3", "tenacity", "stamina")
+    for name in (*names, "redis"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -661,17 +1176,28 @@ def machine() -> dict[str, Any]:
 
 
 def run_scenario(
-    scenario: str, contenders: Sequence[str], settings: Settings
+    scenario: str,
+    contenders: Sequence[str],
+    settings: Settings,
+    redis: RedisServer | None = None,
+    no_redis: str = "",
 ) -> list[dict[str, Any]]:
-    """Every contender's cell of one scenario, ``settings.jobs`` at a time; figures in order."""
+    """Every contender's cell of one scenario, ``settings.jobs`` at a time; figures in order.
+    A contender that needs Redis is skipped (``no_redis`` says why) when there is none."""
 
     def one(contender: str) -> dict[str, Any]:
-        cell = run_cell(contender, scenario, settings)
+        cell = run_cell(contender, scenario, settings, redis)
+        if cell.skipped:
+            cell = cell._replace(skipped=no_redis or cell.skipped)
         f = figures(cell, settings)
+        if f.get("skipped"):
+            print(f"  {scenario} / {contender}: skipped, {f['skipped']}", file=sys.stderr)
+            return f
         print(
             f"  {scenario} / {contender}: {f['succeeded']}/{f['calls']} ok, "
             f"{f['requests']} requests{', cut' if f['cut'] else ''}"
-            f"{', ' + f['error'] if f['error'] else ''}",
+            f"{', ' + f['error'] if f['error'] else ''}"
+            + (f", {f['redis']['failed_by_redis']} Redis errors raised" if "redis" in f else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -679,8 +1205,12 @@ def run_scenario(
         f["request_times"] = [[h.at - cell.ready, h.status] for h in cell.hits]
         return f
 
+    # One Redis cell at a time: each empties the run's Redis and may fault it.
+    plain = [c for c in contenders if not CONTENDERS[c].redis]
     with concurrent.futures.ThreadPoolExecutor(max_workers=settings.jobs) as pool:
-        return list(pool.map(one, contenders))
+        done = dict(zip(plain, pool.map(one, plain), strict=True))
+    done.update((c, one(c)) for c in contenders if CONTENDERS[c].redis)
+    return [done[c] for c in contenders]
 
 
 # --- Command line -------------------------------------------------------------------------
@@ -722,8 +1252,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--contenders",
         type=lambda s: _names(s, list(CONTENDERS), "contender"),
-        default=list(CONTENDERS),
-        help="comma-separated",
+        default=[c for c in CONTENDERS if not CONTENDERS[c].redis],
+        help="comma-separated (default: all but policyengine-redis, which needs a redis-server)",
     )
     parser.add_argument(
         "--quick",
@@ -734,6 +1264,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--jobs", type=int, help=f"cells to run at once ({d.jobs}; more is faster and noisier)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help=f"P, worker processes per cell, C callers each, one server ({d.processes})",
+    )
+    parser.add_argument(
+        "--redis-fault",
+        choices=REDIS_FAULTS,
+        help="in policyengine-redis cells: kill Redis a third of the way through the calls "
+        "and restart it at two thirds, or make it sleep 1 s every 2 s (none)",
     )
     parser.add_argument("--json", metavar="PATH", help="write every figure to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one cell's callers
@@ -750,6 +1291,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
         "deadline": args.call_deadline,
         "cell_timeout": args.cell_timeout,
         "jobs": args.jobs,
+        "processes": args.processes,
+        "redis_fault": args.redis_fault,
     }
     return base._replace(**{k: v for k, v in given.items() if v is not None})
 
@@ -760,14 +1303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         return worker(json.loads(args.worker))
     settings = settings_of(args)
-    if min(settings.rate, settings.callers, settings.calls, settings.jobs) < 1:
-        parser.error("--rate, --callers, --calls and --jobs must be >= 1")
+    if min(settings.rate, settings.callers, settings.calls, settings.jobs, settings.processes) < 1:
+        parser.error("--rate, --callers, --calls, --jobs and --processes must be >= 1")
     if min(settings.brownout, settings.deadline, settings.cell_timeout) <= 0:
         parser.error("--brownout, --call-deadline and --cell-timeout must be > 0")
     info = machine()
+    fleet = f"P={settings.processes} processes x " if settings.processes > 1 else ""
     print(
         f"python {info['python']} on {info['machine']} ({info['cpus']} CPUs); "
-        f"R={settings.rate:g} req/s, C={settings.callers} callers x N={settings.calls} calls, "
+        f"R={settings.rate:g} req/s, {fleet}C={settings.callers} callers x "
+        f"N={settings.calls} calls, "
         f"T={settings.brownout:g} s, deadline {settings.deadline:g} s, "
         f"cell cap {settings.cell_timeout:g} s",
         flush=True,
@@ -777,17 +1322,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{settings.jobs} cells at a time: figures to check the harness with, not to compare",
             flush=True,
         )
-    cells: list[dict[str, Any]] = []
-    began = time.monotonic()
-    for scenario in args.scenarios:
-        rows = run_scenario(scenario, args.contenders, settings)
-        print("\n" + table(scenario, rows, settings) + "\n", flush=True)
-        cells.extend(rows)
+    redis: RedisServer | None = None
+    no_redis = ""
+    try:
+        if any(CONTENDERS[c].redis for c in args.contenders):
+            redis, no_redis = start_redis()
+            if redis is not None:
+                info["redis_server"] = redis.version
+                print(
+                    f"{redis.version.split(' sha=')[0]} on {redis.url}; "
+                    f"fault: {settings.redis_fault}",
+                    flush=True,
+                )
+            else:
+                print(f"{no_redis}: the Redis contender's cells are skipped", flush=True)
+        cells: list[dict[str, Any]] = []
+        began = time.monotonic()
+        for scenario in args.scenarios:
+            rows = run_scenario(scenario, args.contenders, settings, redis, no_redis)
+            print("\n" + table(scenario, rows, settings) + "\n", flush=True)
+            cells.extend(rows)
+    finally:
+        if redis is not None:
+            redis.close()
     print(f"{len(cells)} cells in {time.monotonic() - began:.0f} s")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"machine": info, "settings": settings._asdict(), "cells": cells}, out)
-    return 1 if any(c["error"] for c in cells) else 0
+    return 1 if any(c.get("error") for c in cells) else 0
 
 
 if __name__ == "__main__":
