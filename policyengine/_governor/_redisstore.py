@@ -117,6 +117,27 @@ def _number(text: str) -> float:
     return math.copysign(math.inf, value) if abs(value) >= _INF / 2 else value
 
 
+def _opt_int(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _ours(seq: int) -> int:
+    """A send number Redis gave, marked apart from the fallback's (below -1)."""
+    return -2 - seq if seq >= 0 else seq
+
+
+def _theirs(seq: int | None, redis_side: bool) -> int | None:
+    """The send number for the store about to settle: Redis's own for Redis,
+    the fallback's own for the fallback, and None (the latest) for a send the
+    other one numbered, whose number means nothing here."""
+    if seq is None or seq == -1:
+        return seq
+    marked = seq <= -2
+    if marked == redis_side:
+        return -2 - seq if marked else seq
+    return None
+
+
 def _admit_step(reply: Any) -> AdmitStep:
     """The script's answer to ``admit`` as a step (ValueError for garbage)."""
     if not isinstance(reply, list) or len(reply) != 9:
@@ -125,7 +146,7 @@ def _admit_step(reply: Any) -> AdmitStep:
     return AdmitStep(
         Verdict(verdict),
         max(0.0, _number(wait)),
-        int(float(seq)),
+        _ours(int(float(seq))),
         probe == "1",
         for_probe == "1",
         why,
@@ -252,6 +273,7 @@ class RedisStore:
         self._logger = logger if logger is not None else LOGGER
         self._lock = threading.Lock()
         self._down_until = 0.0  # monotonic time before which Redis is not asked
+        self._down = False  # between a failure and the next success
         self._flusher = _Flusher(self._settle_batch)
 
     def __repr__(self) -> str:
@@ -307,7 +329,7 @@ class RedisStore:
             "settle",
             self._ttl_ms,
             self._now(),
-            "" if r.seq is None else str(r.seq),
+            _opt_int(_theirs(r.seq, redis_side=True)),
             "1" if r.probe else "0",
             "1" if r.failed else "0",
             "1" if r.rejected else "0",
@@ -330,9 +352,10 @@ class RedisStore:
     def _failed(self, exc: BaseException) -> None:
         self._loaded = False  # a restarted server has forgotten the script
         with self._lock:
-            was_up = self.up
+            first = not self._down  # said once an outage, not at each retry that fails
+            self._down = True
             self._down_until = time.monotonic() + RETRY_AFTER
-        if was_up:
+        if first:
             self._logger.warning(
                 "governor: Redis at %s failed (%s); deciding in this process until it is back",
                 _shown(self._url),
@@ -341,8 +364,10 @@ class RedisStore:
             )
 
     def _recovered(self) -> None:
+        if not self._down:
+            return
         with self._lock:
-            was_down = self._down_until > 0.0
+            was_down, self._down = self._down, False
             self._down_until = 0.0
         if was_down:
             self._logger.info(
@@ -421,7 +446,7 @@ class RedisStore:
         costs one round trip (its admission), and its step is told to
         ``report.later``."""
         if not self.up:
-            return self._fallback.settle(key, now, settings, report)
+            return self._settle_here(key, now, settings, report)
         args = self._settle_args(settings, report)
         if self._background and not report.retrying:
             self._flusher.put(_Pending(key, now, settings, report, args))
@@ -430,15 +455,23 @@ class RedisStore:
             step = _settle_step(self._run(key, args))
         except Exception as exc:
             self._failed(exc)
-            return self._fallback.settle(key, now, settings, report)
+            return self._settle_here(key, now, settings, report)
         self._recovered()
         return step
+
+    def _settle_here(
+        self, key: TrafficKey, now: float, settings: Settings, report: SettleReport
+    ) -> SettleStep:
+        """Settle on the in-process fallback (a send Redis numbered counts as
+        the latest there: its number means nothing to the fallback's limiter)."""
+        report = report._replace(seq=_theirs(report.seq, redis_side=False))
+        return self._fallback.settle(key, now, settings, report)
 
     def _settle_batch(self, batch: list[_Pending]) -> None:
         """Send queued settlements in one pipeline (the flusher's thread)."""
         if not self.up:
             for p in batch:
-                self._fallback.settle(p.key, p.now, p.settings, p.report)
+                self._settle_here(p.key, p.now, p.settings, p.report)
             return
         try:
             if not self._loaded:  # a pipeline cannot load it on NOSCRIPT: before, then
@@ -452,7 +485,7 @@ class RedisStore:
         except Exception as exc:
             self._failed(exc)
             for p in batch:
-                self._fallback.settle(p.key, p.now, p.settings, p.report)
+                self._settle_here(p.key, p.now, p.settings, p.report)
             return
         self._recovered()
         for p, step in zip(batch, steps, strict=True):

@@ -201,3 +201,51 @@ def test_something_that_is_not_redis_is_survived() -> None:
 def test_the_store_never_names_the_key_or_the_password(redis_url: str, tmp_path: Path) -> None:
     store = RedisStore("redis://:hunter2secret@127.0.0.1:1/0")
     assert "hunter2secret" not in repr(store)
+
+
+def test_a_send_redis_admitted_settles_sanely_in_the_fallback(own_redis: RedisServer) -> None:
+    # Redis numbers its sends; when it dies between a send and its answer,
+    # the answer lands in the in-process fallback, whose limiter must not
+    # read Redis's number as its own (it did: 100 sends "left").
+    from policyengine._governor import TrafficKey
+    from policyengine._governor._ratelimit import Allowance, Reading
+    from policyengine._governor._steps import SettleReport, Verdict
+
+    settings = pe.load_policy(env=False).governor
+    store = RedisStore(own_redis.url, background=False)
+    key = TrafficKey("h", "", "m")
+    tickets = []
+    for _ in range(120):
+        step, _ = store.admit(key, 0.0, settings, False, float("inf"), 0.0)
+        if step.verdict is Verdict.GO:
+            tickets.append(step.seq)
+        report = SettleReport(
+            tickets[-1],
+            False,
+            False,
+            False,
+            None,
+            None,
+            None,
+            False,
+            lambda: None,  # type: ignore[arg-type, return-value]
+        )
+        store.settle(key, 0.0, settings, report)
+    own_redis.stop()
+    spent = Reading(Allowance(100.0, 0.0, 30.0, None), None, "t")
+    step, _ = store.admit(key, 0.0, settings, False, float("inf"), 0.0)  # down: the fallback
+    report = SettleReport(
+        tickets[-1],
+        False,
+        False,
+        False,
+        None,
+        spent,
+        None,
+        False,
+        lambda: None,  # type: ignore[arg-type, return-value]
+    )
+    store.settle(key, 0.0, settings, report)
+    after, _ = store.admit(key, 0.1, settings, False, float("inf"), 0.0)
+    assert not store.up
+    assert after.verdict is Verdict.HOLD and after.why == "spent"

@@ -107,7 +107,8 @@ def test_redis_and_memory_take_the_same_steps(
         background=False,
     )
     key = TrafficKey("https://api.example.com:443", "0123456789ab", "m")
-    tickets: list[tuple[int, bool]] = []  # (seq, probe) of admitted sends, oldest first
+    # (memory's seq, Redis's seq, probe) of admitted sends, oldest first
+    tickets: list[tuple[int, int, bool]] = []
     for advance, op in steps:
         clock[0] += advance
         now = clock[0]
@@ -117,19 +118,25 @@ def test_redis_and_memory_take_the_same_steps(
             theirs, _ = shared.admit(key, now, SETTINGS, retry, deadline_in, jitter)
             assert shared.up
             theirs = theirs._replace(wait=mine.wait) if mine.for_probe else theirs  # polled there
+            marked = theirs.seq
+            assert marked == -1 or marked <= -2  # Redis's send numbers are marked apart
+            theirs = theirs._replace(seq=-2 - marked if marked <= -2 else marked)
             for field in mine._fields:
                 if field == "failure":
                     assert (getattr(mine, field) is None) == (getattr(theirs, field) is None)
                     continue
                 assert _same(getattr(mine, field), getattr(theirs, field)), (field, mine, theirs)
             if mine.verdict.value == "go":
-                tickets.append((mine.seq, mine.probe))
+                tickets.append((mine.seq, marked, mine.probe))
         elif op[0] == "settle" and tickets:
             _, kind, reading_, retrying = op
-            seq, probe = tickets.pop(0)
-            report = _report(kind, reading_, retrying, seq, probe)
-            mine_s = memory.settle(key, now, SETTINGS, report)
-            theirs_s = shared.settle(key, now, SETTINGS, report)
+            seq, marked, probe = tickets.pop(0)
+            mine_s = memory.settle(
+                key, now, SETTINGS, _report(kind, reading_, retrying, seq, probe)
+            )
+            theirs_s = shared.settle(
+                key, now, SETTINGS, _report(kind, reading_, retrying, marked, probe)
+            )
             for field in mine_s._fields:
                 assert _same(getattr(mine_s, field), getattr(theirs_s, field)), (
                     field,
@@ -137,7 +144,7 @@ def test_redis_and_memory_take_the_same_steps(
                     theirs_s,
                 )
         elif op[0] == "cancel" and tickets:
-            seq, probe = tickets.pop(0)
+            _, _, probe = tickets.pop(0)
             memory.cancel(key, now, probe)
             shared.cancel(key, now, probe)
 
