@@ -35,7 +35,16 @@ Layer = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 """A layer: a path to a TOML file, or a mapping of the same shape."""
 
 #: The keys of a policy document, in the order problems are reported.
-TOP_KEYS = ("inherit", "description", "defaults", "hints", "governor", "rules", "tests")
+TOP_KEYS = (
+    "inherit",
+    "description",
+    "defaults",
+    "classifications",
+    "hints",
+    "governor",
+    "rules",
+    "tests",
+)
 
 
 def default_policy_path() -> Path:
@@ -166,7 +175,9 @@ class Merge:
                 self._merge_list(file, key, value, "id")
             elif key == "tests":
                 self._merge_list(file, key, value, "name")
-            elif key in ("defaults", "hints", "governor") and isinstance(value, dict):
+            elif key in ("defaults", "classifications", "hints", "governor") and isinstance(
+                value, dict
+            ):
                 self._merge_table(file, (key,), value)
             else:
                 self.forget((key,))

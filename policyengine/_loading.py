@@ -17,19 +17,33 @@ from ._converter import converter, problems_of
 from ._errors import PolicyError, Problem
 from ._keypath import KeyPath, format_path, kind_of, show_value
 from ._layers import TOP_KEYS, Layer, Merge, default_policy_path, env_files, read_file
-from ._model import Defaults, Governor, Handling, Hints, Policy, PolicyTest, Rule
+from ._model import (
+    ActionKind,
+    Classification,
+    Defaults,
+    Governor,
+    Handling,
+    Hints,
+    Name,
+    Policy,
+    PolicyTest,
+    Rule,
+)
 
 __all__ = ["load_policy", "policy_from_dicts"]
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Handling)
 
 _HANDLING_FIELDS = tuple(f.name for f in attrs.fields(Handling))
+_BACKOFF_FIELDS = ("initial", "multiplier", "max_delay", "jitter")
 
 
 @attrs.define
 class _Build:
     merge: Merge
     problems: list[Problem] = attrs.Factory(list)
+    inherited: dict[KeyPath, KeyPath] = attrs.Factory(dict)
 
     def problem(self, path: KeyPath, message: str) -> None:
         for n in range(len(path), -1, -1):
@@ -60,21 +74,111 @@ class _Build:
         value = self.merge.doc.get(key, [])
         return value if isinstance(value, list) else []
 
-    def rule(self, index: int, raw: dict[str, Any], defaults: Defaults) -> Rule | None:
+    def handling(
+        self, raw: dict[str, Any], base: Handling, cls: type[H], path: KeyPath
+    ) -> H | None:
+        """``raw`` structured as ``cls``, each outcome key it does not set
+        taken from ``base`` (``backoff`` key by key); ``retryable`` follows an
+        ``action`` given here (but ``fallback``) unless given here too."""
         data = dict(raw)
         if isinstance(data.get("backoff"), dict):
-            data["backoff"] = {**converter.unstructure(defaults.backoff), **data["backoff"]}
-        rule = self.structure(data, Rule, ("rules", index))
-        if rule is None:
+            data["backoff"] = {**converter.unstructure(base.backoff), **data["backoff"]}
+        value = self.structure(data, cls, path)
+        if value is None:
             return None
-        inherited = {f: getattr(defaults, f) for f in _HANDLING_FIELDS if f not in raw}
+        inherited = {f: getattr(base, f) for f in _HANDLING_FIELDS if f not in raw}
+        if "action" in raw and value.action is not ActionKind.FALLBACK:
+            inherited.pop("retryable", None)  # it follows the action given here
         if inherited:
-            rule = attrs.evolve(rule, **inherited)
+            value = attrs.evolve(value, **inherited)
+        self.contradiction(value, raw, path)
+        return value
+
+    def contradiction(self, value: Handling, raw: dict[str, Any], path: KeyPath) -> None:
+        """A problem for an ``action`` and ``retryable`` that say opposite
+        things, reported where one of them is written."""
+        if "retryable" not in raw and "action" not in raw:
+            return  # inherited whole: reported where they were written
+        at = (*path, "retryable" if "retryable" in raw else "action")
+        if value.action is ActionKind.RETRY and not value.retryable:
+            self.problem(
+                at,
+                "action = 'retry' with retryable = false never retries: drop retryable "
+                "(it follows the action), or say action = 'fail'",
+            )
+        elif value.action is ActionKind.SUCCEED and value.retryable:
+            self.problem(
+                at,
+                "action = 'succeed' with retryable = true: a success is no error to retry; "
+                "drop retryable",
+            )
+
+    def classifications(self, defaults: Defaults) -> dict[str, Classification]:
+        out: dict[str, Classification] = {}
+        for name, raw in self.table("classifications").items():
+            path = ("classifications", name)
+            if self.structure(name, Name, path) is None:
+                continue
+            if not isinstance(raw, dict):
+                self.problem(path, f"expected a table, got {kind_of(raw)}")
+                continue
+            found = self.handling(raw, defaults, Classification, path)
+            if found is not None:
+                out[name] = found
+        return out
+
+    def rule(
+        self,
+        index: int,
+        raw: dict[str, Any],
+        defaults: Defaults,
+        classifications: Mapping[str, Classification],
+    ) -> Rule | None:
+        name = raw.get("classification", defaults.classification)
+        base = classifications.get(name, defaults) if isinstance(name, str) else defaults
+        rule = self.handling(raw, base, Rule, ("rules", index))
+        if rule is not None and "classification" not in raw:
+            rule = attrs.evolve(rule, classification=defaults.classification)
+        if rule is not None:
+            self.note_inherited(index, raw, rule.classification)
         return rule
+
+    def note_inherited(self, index: int, raw: dict[str, Any], name: str) -> None:
+        """Remember where each outcome key rule ``index`` did not set came from."""
+        backoff = raw.get("backoff")
+        own_backoff: dict[str, Any] = backoff if isinstance(backoff, dict) else {}
+        tails: list[KeyPath] = [(f,) for f in _HANDLING_FIELDS if f != "backoff" and f not in raw]
+        tails += [("backoff", k) for k in _BACKOFF_FIELDS if k not in own_backoff]
+        if "action" in raw and raw["action"] != "fallback":
+            tails = [t for t in tails if t != ("retryable",)]
+        for tail in tails:
+            source = self.set_at(name, tail)
+            if source is not None:
+                key: KeyPath = ("rules", index, *tail)
+                self.inherited[key] = source
+
+    def set_at(self, name: str, tail: KeyPath) -> KeyPath | None:
+        """The merged key path that set what a rule of classification ``name``
+        inherits at ``tail``, or None (a built-in default)."""
+        origin = self.merge.origin
+        tables = self.merge.doc.get("classifications")
+        levels = {
+            ("classifications", name): tables.get(name) if isinstance(tables, dict) else None,
+            ("defaults",): self.merge.doc.get("defaults"),
+        }
+        for level, table in levels.items():
+            if (*level, *tail) in origin:
+                return (*level, *tail)
+            action = table.get("action") if isinstance(table, dict) else None
+            if tail == ("retryable",) and action is not None and action != "fallback":
+                return (*level, "action")  # retryable follows the action set here
+        return None
 
     def policy(self) -> Policy:
         doc = self.merge.doc
-        defaults = self.structure(self.table("defaults"), Defaults, ("defaults",)) or Defaults()
+        defaults = self.handling(self.table("defaults"), Defaults(), Defaults, ("defaults",))
+        defaults = defaults or Defaults()
+        classifications = self.classifications(defaults)
         hints = self.structure(self.table("hints"), Hints, ("hints",)) or Hints()
         governor = self.structure(self.table("governor"), Governor, ("governor",)) or Governor()
         breaker = governor.breaker
@@ -84,7 +188,10 @@ class _Build:
                 f"open_for = {breaker.open_for:g} is longer than max_open_for = "
                 f"{breaker.max_open_for:g}: the first wait cannot be the longest",
             )
-        rules = [self.rule(i, raw, defaults) for i, raw in enumerate(self.items("rules"))]
+        rules = [
+            self.rule(i, raw, defaults, classifications)
+            for i, raw in enumerate(self.items("rules"))
+        ]
         tests = [
             self.structure(raw, PolicyTest, ("tests", i))
             for i, raw in enumerate(self.items("tests"))
@@ -108,15 +215,20 @@ class _Build:
         if not isinstance(description, str):
             self.problem(("description",), f"expected a string, got {show_value(description)}")
             description = ""
+        origins = {format_path(k): v.file for k, v in self.merge.origin.items()}
+        for path, set_at in self.inherited.items():
+            origins[format_path(path)] = self.merge.origin[set_at].file
         return Policy(
             defaults=defaults,
+            classifications=classifications,
             rules=tuple(r for r in rules if r is not None),
             hints=hints,
             tests=tuple(t for t in tests if t is not None),
             description=description,
             governor=governor,
             sources=tuple(self.merge.sources),
-            origins={format_path(k): v.file for k, v in self.merge.origin.items()},
+            origins=origins,
+            inherited={format_path(k): format_path(v) for k, v in self.inherited.items()},
         )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "KeyPart",
     "Governor",
     "Breaker",
+    "Classification",
     "DEFAULT_BACKOFF_INITIAL",
     "DEFAULT_BACKOFF_MAX_DELAY",
     "DEFAULT_BACKOFF_MULTIPLIER",
@@ -54,6 +55,7 @@ __all__ = [
     "StaticDetails",
     "StatusRange",
     "TestResponse",
+    "follows_action",
 ]
 
 # Named scalar types. They are plain floats / ints / strs at run time; the
@@ -252,17 +254,28 @@ class Match:
     error: bool | None = None
 
 
+def follows_action(handling: Handling) -> bool:
+    """The ``retryable`` an action implies when none is given: ``retry``
+    retries (true); ``fail`` and ``succeed`` do not (false). ``fallback``
+    implies neither (whether to retry once the chain is used up): it keeps
+    what it inherits, false when nothing is inherited."""
+    return handling.action is ActionKind.RETRY
+
+
 @attrs.frozen
 class Handling:
-    """How a matched response is handled: the keys a rule may set or inherit
-    from ``[defaults]``.
+    """What to do with a response: the outcome keys that ``[defaults]``, a
+    ``[classifications.<name>]`` table and a rule may each set.
 
-    See the policy reference (docs/policy.md) for what each key means.
+    A rule takes each key it does not set from its classification's table,
+    then from ``[defaults]``, then from the built-in default. ``retryable``
+    follows an ``action`` given with it (``retry``: true; ``fail``,
+    ``succeed``: false) unless given too; ``fallback`` keeps the inherited
+    one. See the policy reference (docs/policy.md) for what each key means.
     """
 
-    classification: Name = Name("unknown")
-    retryable: bool = False
     action: ActionKind = ActionKind.FAIL
+    retryable: bool = attrs.field(default=attrs.Factory(follows_action, takes_self=True))
     backoff: Backoff = Backoff()
     max_attempts: Attempts = Attempts(DEFAULT_MAX_ATTEMPTS)
     max_elapsed: Seconds = Seconds(DEFAULT_MAX_ELAPSED)
@@ -276,15 +289,32 @@ class Handling:
 
 @attrs.frozen
 class Defaults(Handling):
-    """``[defaults]``: the outcome a rule has for every key it does not set itself."""
+    """``[defaults]``: the outcome of every rule and classification, for each
+    key it does not set itself; ``classification`` names a rule's
+    classification when the rule does not."""
+
+    classification: Name = Name("unknown")
+
+
+@attrs.frozen
+class Classification(Handling):
+    """``[classifications.<name>]``: what to do with every response a rule of
+    this classification matches (rules say what a response *is*; a
+    classification says what to *do* with it). Its keys are those of
+    ``[defaults]`` but ``classification``, and each one it does not set comes
+    from ``[defaults]``."""
+
+    description: str = ""
 
 
 @attrs.frozen(kw_only=True)
 class Rule(Handling):
-    """A match and the outcome it leads to. Omitted outcome keys come from
-    ``[defaults]`` when the policy loads, so a loaded rule is complete."""
+    """A match and the classification it gives. Omitted outcome keys come
+    from the classification's table, then from ``[defaults]``, when the
+    policy loads, so a loaded rule is complete."""
 
     id: Name
+    classification: Name = Name("unknown")
     match: Match = Match()
     enabled: bool = True
     description: str = ""
@@ -485,13 +515,16 @@ class PolicyTest:
 
 @attrs.frozen
 class Policy:
-    """A complete, validated policy: defaults, ordered rules, wait-hint sources.
+    """A complete, validated policy: defaults, classifications, ordered rules,
+    wait-hint sources.
 
     Build one with ``load_policy()``. ``origins`` maps each key path of the
     merged policy to the file that set it (not part of equality).
     """
 
     defaults: Defaults = Defaults()
+    classifications: Mapping[str, Classification] = attrs.field(factory=dict, converter=_read_only)
+    """Classification name -> what to do with it, every key resolved."""
     rules: tuple[Rule, ...] = ()
     hints: Hints = Hints()
     tests: tuple[PolicyTest, ...] = ()
@@ -502,7 +535,13 @@ class Policy:
     origins: Mapping[str, str] = attrs.field(
         factory=dict, converter=_read_only, eq=False, repr=False
     )
-    """Merged key path -> the file that set it."""
+    """Merged key path -> the file that set it; a rule's value taken from its
+    classification or ``[defaults]`` counts as set by the file that set that."""
+    inherited: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_read_only, eq=False, repr=False
+    )
+    """A rule's merged key path -> the key path it took its value from
+    (``$.rules[4].max_attempts`` -> ``$.classifications.rate_limit.max_attempts``)."""
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id.
@@ -514,6 +553,11 @@ class Policy:
             if r.id == rule_id:
                 return r
         raise KeyError(rule_id)
+
+    def handling_of(self, classification: str) -> Handling:
+        """What a rule of ``classification`` inherits: its table, else ``[defaults]``."""
+        found = self.classifications.get(classification)
+        return self.defaults if found is None else found
 
 
 # --- Run time values ---------------------------------------------------------

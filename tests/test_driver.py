@@ -254,6 +254,7 @@ def test_method_reaches_the_engine(testing: Any) -> None:
                     "id": "no-post-timeouts",
                     "match": {"transport": "read_timeout", "method": "POST"},
                     "classification": "timeout",
+                    "action": "fail",
                 }
             ]
         },

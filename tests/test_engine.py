@@ -256,11 +256,14 @@ class TestFallback:
         assert "no fallback model left; retrying the same model" in last.explanation
 
     def test_non_retryable_fallback_fails_when_the_chain_ends(self) -> None:
-        engine = engine_for({"id": "fb", "action": "fallback", "fallback": ["b"]})
+        engine = engine_for(
+            {"id": "fb", "action": "fallback", "retryable": False, "fallback": ["b"]}
+        )
         assert engine.evaluate(pe.Response(404), model="a").fallback == "b"
         end = engine.evaluate(pe.Response(404), attempt=2, model="b")
         assert (end.kind, end.fallback) == (K.FAIL, None)
-        none = engine_for({"id": "fb", "action": "fallback"}).evaluate(pe.Response(404))
+        none = engine_for({"id": "fb", "action": "fallback", "retryable": False})
+        none = none.evaluate(pe.Response(404))
         assert "lists no fallback models" in none.explanation
 
     def test_a_caller_that_cannot_switch_models(self) -> None:
@@ -272,7 +275,13 @@ class TestFallback:
                 "fallback": ["b"],
                 "match": {"status": 503},
             },
-            {"id": "nf", "action": "fallback", "fallback": ["b"], "match": {"status": 404}},
+            {
+                "id": "nf",
+                "action": "fallback",
+                "retryable": False,
+                "fallback": ["b"],
+                "match": {"status": 404},
+            },
         )
         retried = engine.evaluate(pe.Response(503, {"Retry-After": "3"}), model="a", fallback=False)
         assert (retried.kind, retried.fallback, retried.delay) == (K.RETRY, None, 3.0)

@@ -154,8 +154,8 @@ retryable = "yes"
             f"{bad}: $.defaults.backoff.jitter: expected one of 'none', 'full', 'equal', "
             "'decorrelated', got 'ful' (did you mean 'full'?)",
             f"{bad}: $.defaults.max_atempts: unknown key (did you mean 'max_attempts'?); known "
-            "keys: classification, retryable, action, backoff, max_attempts, max_elapsed, "
-            "hint_max, on_long_hint, use_hints, honour_should_retry, fallback, remediation",
+            "keys: action, retryable, backoff, max_attempts, max_elapsed, hint_max, "
+            "on_long_hint, use_hints, honour_should_retry, fallback, remediation, classification",
             f"{bad}: $.rules[0].match.message_regex: invalid regular expression '(': missing ), "
             "unterminated subpattern at position 0",
             f"{bad}: $.rules[0].match.status: expected a status (429), a class ('5xx') or a "
@@ -205,7 +205,7 @@ retryable = "yes"
         bad = write(tmp_path, "typo.toml", "[rule]\nid = 'x'\n")
         assert problems(bad) == [
             f"{bad}: $.rule: unknown key (did you mean 'rules'?); known keys: inherit, "
-            "description, defaults, hints, governor, rules, tests"
+            "description, defaults, classifications, hints, governor, rules, tests"
         ]
 
     def test_hint_conditions(self, tmp_path: Path) -> None:
@@ -352,45 +352,42 @@ def policies(draw: st.DrawFn) -> pe.Policy:
         error=st.none() | st.booleans(),
     )
     templates = st.sampled_from(["", "Wait {retry_after}s", "{message} ({code})", "{{literal}}"])
-    defaults = draw(
-        st.builds(
-            pe.Defaults,
-            classification=names,
-            retryable=st.booleans(),
-            action=st.sampled_from(list(pe.ActionKind)),
-            backoff=backoffs,
-            max_attempts=st.integers(1, 50),
-            max_elapsed=seconds,
-            hint_max=seconds,
-            on_long_hint=st.sampled_from(list(pe.LongHint)),
-            use_hints=st.booleans(),
-            honour_should_retry=st.booleans(),
-            fallback=st.lists(names, max_size=3).map(tuple),
-            remediation=templates,
-        )
-    )
+    # An action and a retryable that do not contradict each other (retry is
+    # retryable, succeed is not); fail and fallback may be either.
+    pairs = [("retry", True), ("succeed", False)]
+    pairs += [(a, r) for a in ("fail", "fallback") for r in (True, False)]
+
+    def outcome() -> dict[str, object]:
+        action, retryable = draw(st.sampled_from(pairs))
+        return {
+            "action": pe.ActionKind(action),
+            "retryable": retryable,
+            "backoff": draw(backoffs),
+            "max_attempts": draw(st.integers(1, 50)),
+            "max_elapsed": draw(seconds),
+            "hint_max": draw(seconds),
+            "on_long_hint": draw(st.sampled_from(list(pe.LongHint))),
+            "use_hints": draw(st.booleans()),
+            "honour_should_retry": draw(st.booleans()),
+            "fallback": tuple(draw(st.lists(names, max_size=3))),
+            "remediation": draw(templates),
+        }
+
+    defaults = pe.Defaults(classification=draw(names), **outcome())  # type: ignore[arg-type]
+    classifications = {
+        name: pe.Classification(description=draw(st.text(max_size=10)), **outcome())  # type: ignore[arg-type]
+        for name in draw(st.lists(names, max_size=3, unique=True))
+    }
     ids = draw(st.lists(names, min_size=1, max_size=6, unique=True))
+    known = [defaults.classification, *classifications]
     rules = tuple(
-        draw(
-            st.builds(
-                pe.Rule,
-                id=st.just(rule_id),
-                match=matches,
-                enabled=st.booleans(),
-                classification=names,
-                retryable=st.booleans(),
-                action=st.sampled_from(list(pe.ActionKind)),
-                backoff=backoffs,
-                max_attempts=st.integers(1, 50),
-                max_elapsed=seconds,
-                hint_max=seconds,
-                on_long_hint=st.sampled_from(list(pe.LongHint)),
-                use_hints=st.booleans(),
-                honour_should_retry=st.booleans(),
-                fallback=st.lists(names, max_size=3).map(tuple),
-                remediation=templates,
-                description=st.text(max_size=20),
-            )
+        pe.Rule(
+            id=rule_id,  # type: ignore[arg-type]
+            match=draw(matches),
+            enabled=draw(st.booleans()),
+            classification=draw(st.sampled_from(known) | names),
+            description=draw(st.text(max_size=20)),
+            **outcome(),  # type: ignore[arg-type]
         )
         for rule_id in ids
     )
@@ -416,7 +413,11 @@ def policies(draw: st.DrawFn) -> pe.Policy:
         should_retry_header=draw(st.sampled_from(["", "x-should-retry"])),
     )
     return pe.Policy(
-        defaults=defaults, rules=rules, hints=hints, description=draw(st.text(max_size=20))
+        defaults=defaults,
+        classifications=classifications,
+        rules=rules,
+        hints=hints,
+        description=draw(st.text(max_size=20)),
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from .._converter import template_fields
+from .._keypath import format_path
 from .._matching import specificity
 from .._model import ActionKind, LongHint, Policy, Rule
 from .locate import Locator
@@ -267,8 +268,12 @@ class _Lint:
 
     def unfilled_placeholders(self, i: int, rule: Rule) -> None:
         unfilled = _unfilled(rule, self.policy)
-        own = self.where.source(("rules", i, "remediation")).path[-1:] == ("remediation",)
-        source = "" if own else " (inherited from [defaults])"
+        at: tuple[Any, ...] = ("rules", i, "remediation")
+        inherited = self.policy.inherited.get(format_path(at))
+        source = ""
+        if inherited is not None:  # "$.classifications.x.remediation" -> [classifications.x]
+            source = f" (inherited from [{inherited[2:].rsplit('.', 1)[0]}])"
+            at = ("rules", i)
         try:
             names = template_fields(rule.remediation)
         except ValueError:  # pragma: no cover - the loader checked the template
@@ -278,7 +283,7 @@ class _Lint:
                 self.add(
                     "warning",
                     "unfilled-placeholder",
-                    ("rules", i, "remediation"),
+                    at,
                     f"rule {rule.id!r}: {{{name}}} in the remediation{source} can never be filled "
                     f"({unfilled[name]}); it would always read '(unknown)'",
                 )

@@ -116,7 +116,11 @@ class Locator:
 
     def where(self, path: KeyPath) -> Location:
         """Where the value at merged key path ``path`` (or its nearest ancestor
-        that has an origin) was written."""
+        that has an origin) was written; a rule's inherited value where its
+        classification or ``[defaults]`` sets it."""
+        inherited = self.policy.inherited.get(format_path(path))
+        if inherited is not None:  # a table's merged path is its path in its file
+            return Location(display_file(self.source(path).file), inherited)
         origin = self.source(path)
         return Location(display_file(origin.file), format_path(self._local(origin)))
 
