@@ -1,10 +1,12 @@
 """Matching: the rules of a policy compiled into an index, once, at load.
 
-Precedence, highest first (documented in the README's policy reference):
+Precedence, highest first (documented in docs/policy.md, "Precedence"):
 
-1. specificity tier: a body or transport condition (``code``, ``type``,
-   ``message``, ``message_regex``, ``transport``) = 3, an exact ``status`` = 2,
-   a status range = 1, none of these (a catch-all) = 0;
+1. specificity tier: a specific fact (``code``, ``message``,
+   ``message_regex``, ``transport``, or a ``type`` together with ``status``)
+   = 4, an exact ``status`` = 3, a ``type`` alone = 2 (a generic match: one
+   type comes with many statuses, so it never beats an exact status it was
+   not written for), a status range = 1, none of these (a catch-all) = 0;
 2. the number of conditions the rule sets (more is more specific);
 3. position in the merged rule list (earlier wins; an override's new rules
    come before those of the layers beneath it).
@@ -28,21 +30,40 @@ from ._model import Match, Policy, Response, Rule
 from ._text import TemplatePart, parse_template
 from ._transport import TRANSPORT_FAMILIES
 
-__all__ = ["CompiledRule", "Index", "specificity"]
+__all__ = [
+    "CATCH_ALL",
+    "EXACT_STATUS",
+    "SPECIFIC",
+    "STATUS_RANGE",
+    "TYPE_ALONE",
+    "CompiledRule",
+    "Index",
+    "specificity",
+]
 
 _BODY_FIELDS = ("code", "type", "message", "message_regex", "transport")
 
 
+#: Specificity tiers, highest first: a fact only some responses carry; an exact
+#: status; an error type alone (generic: it comes with many statuses); a
+#: status range; nothing (a catch-all).
+SPECIFIC, EXACT_STATUS, TYPE_ALONE, STATUS_RANGE, CATCH_ALL = 4, 3, 2, 1, 0
+
+
 def specificity(match: Match) -> tuple[int, int]:
     """``(tier, number of conditions)`` of a match; larger is more specific."""
-    if match.code or match.type or match.message or match.message_regex or match.transport:
-        tier = 3
+    if match.code or match.message or match.message_regex or match.transport:
+        tier = SPECIFIC
+    elif match.type and match.status:
+        tier = SPECIFIC  # a type written for these statuses
     elif match.status and all(r.exact for r in match.status):
-        tier = 2
+        tier = EXACT_STATUS
+    elif match.type:
+        tier = TYPE_ALONE
     elif match.status:
-        tier = 1
+        tier = STATUS_RANGE
     else:
-        tier = 0
+        tier = CATCH_ALL
     count = (
         sum(
             1

@@ -206,7 +206,7 @@ REAL_WORLD = [
         {},
         "quota_exhausted",
         K.FAIL,
-        "quota-exhausted",
+        "quota-exhausted-type",  # its type and its code both say so
     ),
     (
         429,
@@ -255,7 +255,7 @@ REAL_WORLD = [
         {"Retry-After": "1"},
         "quota_exhausted",
         K.FAIL,
-        "quota-exhausted",
+        "quota-exhausted-type",
     ),
     (  # Gemini's prepaid credit: a 402 whose type would otherwise be a rate limit
         402,
@@ -426,12 +426,20 @@ REAL_WORLD = [
         {},
         "rate_limit",
         K.RETRY,
-        "rate-limit-type",
+        "rate-limit",  # the type is generic: the exact status decides (same classification)
     ),
     (
         429,
         b'{"error": {"code": 429, "message": "Resource has been exhausted", '
         b'"status": "RESOURCE_EXHAUSTED"}}',
+        {},
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+    ),
+    (  # ...and where no exact status rule is, the type decides
+        200,
+        b'data: {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}\n\n',
         {},
         "rate_limit",
         K.RETRY,
@@ -658,17 +666,18 @@ def test_every_rule_is_reachable(default_policy: pe.Policy) -> None:
     probes = {
         "payload-too-large": pe.Response(413),
         "request-too-large-type": pe.Response(
-            413, {}, b'{"type":"error","error":{"type":"request_too_large","message":"big"}}'
+            418, {}, b'{"type":"error","error":{"type":"request_too_large","message":"big"}}'
         ),
-        "authentication-type": pe.Response(401, {}, error_body("no", "authentication_error")),
-        "permission-type": pe.Response(403, {}, error_body("no", "permission_error")),
+        # A type alone is generic: it decides where no exact status rule does.
+        "authentication-type": pe.Response(418, {}, error_body("no", "authentication_error")),
+        "permission-type": pe.Response(418, {}, error_body("no", "permission_error")),
         "not-found": pe.Response(404),
-        "not-found-type": pe.Response(404, {}, error_body("no", "not_found_error")),
+        "not-found-type": pe.Response(418, {}, error_body("no", "not_found_error")),
         "content-filter": pe.Response(400, {}, error_body("no", None, "content_filter")),
         "unprocessable": pe.Response(422),
         "conflict": pe.Response(409),
         "no-channel": pe.Response(503, {}, error_body("当前分组 default 下对于模型 x 无可用渠道")),
-        "server-error-type": pe.Response(500, {}, error_body("oops", "api_error")),
+        "server-error-type": pe.Response(599, {}, error_body("oops", "api_error")),
         "payment-required": pe.Response(402),
     }
     engine = pe.Engine(default_policy)

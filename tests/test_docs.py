@@ -48,7 +48,8 @@ def test_the_readme_override_raises_rate_limit_retries(tmp_path: Path) -> None:
     )
     assert prod.evaluate(QUICK_START_429, attempt=8).kind is pe.ActionKind.FAIL
     # ...whichever rate-limit rule decides: by status, by code or by type.
-    by_type = pe.Response(429, {}, b'{"type": "error", "error": {"type": "rate_limit_error"}}')
+    event = b'data: {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}'
+    by_type = pe.Response(200, {}, event + b"\n\n")  # an error event after a 200
     for response, rule in ((pe.Response(429), "rate-limit"), (by_type, "rate-limit-type")):
         action = prod.evaluate(response, attempt=7)
         assert (action.kind, action.rule_id) == (pe.ActionKind.RETRY, rule)

@@ -9,6 +9,10 @@ Checks (``Finding.check``), errors first:
   policy does not have (or has disabled).
 - ``status-range`` (error when a status spec lies wholly outside 100-599,
   warning when partly): HTTP statuses are 100-599.
+- ``partly-shadowed`` (warning): a generic rule of an override (an error
+  type alone, or a status range) matches responses that an exact-status rule
+  of a lower layer decides differently, first: on those statuses it never
+  decides.
 - ``overlap`` (warning): two rules on the same keys, equally specific, can
   match the same response and decide differently: only their order decides.
 - ``uncapped-delay`` (warning): a retrying rule obeys a server's wait of any
@@ -28,7 +32,7 @@ import attrs
 
 from .._converter import template_fields
 from .._keypath import format_path
-from .._matching import specificity
+from .._matching import EXACT_STATUS, STATUS_RANGE, TYPE_ALONE, specificity
 from .._model import ActionKind, LongHint, Policy, Rule
 from .locate import Locator
 from .matchsets import condition_keys, contradiction, covers, domain, overlaps
@@ -136,6 +140,10 @@ def _status_finding(rule: Rule) -> _StatusFinding | None:
     )
 
 
+#: How many rules a partly-shadowed finding names.
+_SHOWN = 4
+
+
 class _Precedence(NamedTuple):
     """The engine's order of rules, higher first: specificity, then position."""
 
@@ -215,6 +223,37 @@ class _Lint:
                 ("rules", i, "match"),
                 f"rule {rule.id!r} can never match: everything it matches goes to rule "
                 f"{other.id!r} ({self.where.rule(other.id)}), {reason}",
+            )
+
+    def partly_shadowed(self) -> None:
+        """A generic rule (a type alone, a status range) of a layer above
+        that an exact status of a lower layer decides differently, in part."""
+        for i, rule in self.enabled:
+            if i in self.dead or self.keys[i].specificity[0] not in (TYPE_ALONE, STATUS_RANGE):
+                continue
+            takers = [
+                other
+                for j, other in self.enabled
+                if j not in self.dead
+                and self.keys[j].specificity[0] == EXACT_STATUS
+                and self.layer(j) < self.layer(i)
+                and _effect(other) != _effect(rule)
+                and overlaps(other.match, rule.match)
+            ]
+            if not takers:
+                continue
+            statuses = ", ".join("/".join(str(r) for r in t.match.status) for t in takers)
+            ids = ", ".join(repr(t.id) for t in takers[:_SHOWN])
+            more = f" and {len(takers) - _SHOWN} more" if len(takers) > _SHOWN else ""
+            kind = "an error type alone" if rule.match.type else "a status range"
+            self.add(
+                "warning",
+                "partly-shadowed",
+                ("rules", i, "match"),
+                f"rule {rule.id!r} matches {kind}, less specific than an exact status: on "
+                f"status {statuses} a rule of a lower layer decides differently, first "
+                f"({ids}{more}); to decide those too, name the statuses in its match "
+                "(status = [...]), or override those rules by id",
             )
 
     def overlap(self) -> None:
@@ -319,6 +358,7 @@ def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
     run = _Lint(policy, locator or Locator(policy))
     run.never_matches()
     run.shadowed()
+    run.partly_shadowed()
     run.overlap()
     run.each_rule()
     run.unknown_test_rules()
