@@ -244,6 +244,18 @@ class Merge:
             seen[ident] = local_index
             if ident in positions:  # an override of an item a lower layer defined
                 self._override_item(file, (key, positions[ident]), (key, local_index), item)
+            elif key == "rules" and "match" not in item and len(self.sources) > 1:
+                # Over other layers a rule without a match changes a rule by id:
+                # a misspelled id would otherwise add a new catch-all rule.
+                hint = suggest(ident, [str(p) for p in positions])
+                self.problems.append(
+                    Problem(
+                        file,
+                        format_path((*local, id_key)),
+                        f"no rule {ident!r} in the layers beneath to change{hint}; to add a "
+                        "new rule, give it a match (match = {} for a catch-all)",
+                    )
+                )
             else:
                 added.append((local_index, dict(item)))
         if added:

@@ -9,18 +9,19 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
 from ._converter import converter, problems_of
 from ._errors import PolicyError, Problem
-from ._keypath import KeyPath, format_path, kind_of, show_value
+from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
 from ._layers import TOP_KEYS, Layer, Merge, default_policy_path, env_files, read_file
 from ._model import (
     ActionKind,
     Classification,
     Defaults,
+    Expect,
     Governor,
     Handling,
     Hints,
@@ -28,9 +29,10 @@ from ._model import (
     Policy,
     PolicyTest,
     Rule,
+    TestResponse,
 )
 
-__all__ = ["load_policy", "policy_from_dicts"]
+__all__ = ["Partial", "load_partial", "load_policy", "policy_from_dicts"]
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Handling)
@@ -44,6 +46,8 @@ class _Build:
     merge: Merge
     problems: list[Problem] = attrs.Factory(list)
     inherited: dict[KeyPath, KeyPath] = attrs.Factory(dict)
+    broken: set[str] = attrs.Factory(set)
+    """The ids of the rules that did not load (a disabled stand-in keeps their place)."""
 
     def problem(self, path: KeyPath, message: str) -> None:
         for n in range(len(path), -1, -1):
@@ -196,6 +200,14 @@ class _Build:
             self.structure(raw, PolicyTest, ("tests", i))
             for i, raw in enumerate(self.items("tests"))
         ]
+        # What did not load keeps its place (so key paths stay right for
+        # lint after a partial load): a disabled rule, a test of nothing.
+        for i, rule in enumerate(rules):
+            if rule is None:
+                ident = self.items("rules")[i].get("id")
+                name = ident if isinstance(ident, str) and ident.strip() else f"rules[{i}]"
+                self.broken.add(name)
+                rules[i] = Rule(id=Name(name), enabled=False)
         for i, test in enumerate(tests):
             if test is not None and (test.response.status is None) == (
                 test.response.transport is None
@@ -204,6 +216,11 @@ class _Build:
                     ("tests", i, "response"),
                     "give exactly one of status (a response) or transport (a failure)",
                 )
+        for i, test in enumerate(tests):
+            if test is None:
+                named = self.items("tests")[i].get("name")
+                name = named if isinstance(named, str) and named.strip() else f"tests[{i}]"
+                tests[i] = PolicyTest(Name(name), TestResponse(status=0), Expect())
         for i, source in enumerate(hints.sources):
             if bool(source.header.strip()) == (source.message is not None):
                 self.problem(
@@ -232,18 +249,59 @@ class _Build:
         )
 
 
+#: The array items a layer merges by key, and the class of each.
+_KEYED: dict[str, tuple[str, type]] = {"rules": ("id", Rule), "tests": ("name", PolicyTest)}
+
+
+def _unkeyed(file: str, data: Mapping[str, Any]) -> list[Problem]:
+    """The unknown keys of the rules (tests) that give no id (name), so that
+    a misspelled ``idd`` is named beside "id: required key is missing"; the
+    merge skips such items, so nothing else looks at their keys."""
+    problems = []
+    for key, (id_key, cls) in _KEYED.items():
+        items = data.get(key)
+        known = [f.name for f in attrs.fields(cls)]
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict) or id_key in item:
+                continue
+            for extra in (k for k in item if k not in known):
+                problems.append(
+                    Problem(
+                        file,
+                        format_path((key, i, extra)),
+                        f"unknown key{suggest(extra, known)}; known keys: {', '.join(known)}",
+                    )
+                )
+    return problems
+
+
+class Partial(NamedTuple):
+    """A policy loaded as far as it could be (``load_partial``): what loaded,
+    every problem, and the ids of the rules that did not load (each stands
+    in the policy as a disabled rule, so key paths stay right)."""
+
+    policy: Policy
+    problems: list[Problem]
+    broken: frozenset[str]
+
+
+def _build(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Partial:
+    merge = Merge()
+    for name, data in layers:
+        merge.add(name, data)
+        merge.problems += _unkeyed(name, data)
+    build = _Build(merge)
+    policy = build.policy()
+    return Partial(policy, merge.problems + build.problems, frozenset(build.broken))
+
+
 def policy_from_dicts(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Policy:
     """Merge and structure already-read layers ``(name, data)``, in order.
 
     Raises:
         PolicyError: Listing every problem of every layer.
     """
-    merge = Merge()
-    for name, data in layers:
-        merge.add(name, data)
-    build = _Build(merge)
-    policy = build.policy()
-    problems = merge.problems + build.problems
+    policy, problems, _ = _build(layers)
     if problems:
         raise PolicyError(_sorted(problems))
     return policy
@@ -293,6 +351,17 @@ def load_policy(*layers: Layer, env: bool = True, default: bool = True) -> Polic
     Raises:
         PolicyError: Every problem of every layer, as ``file: key path: message``.
     """
+    policy, problems, _ = load_partial(*layers, env=env, default=default)
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def load_partial(*layers: Layer, env: bool = True, default: bool = True) -> Partial:
+    """``load_policy`` that never raises ``PolicyError``: the policy as far as
+    it loads (a layer that cannot be read is left out; a rule that does not
+    structure stands as a disabled rule), with every problem, sorted, for
+    tools that report them beside what they find in the rest (``check``)."""
     read: list[tuple[str, Mapping[str, Any]]] = []
     problems: list[Problem] = []
     paths: list[Layer] = [default_policy_path()] if default else []
@@ -310,10 +379,5 @@ def load_policy(*layers: Layer, env: bool = True, default: bool = True) -> Polic
         problems += found
         if data is not None:
             read.append((names[-1], data))
-    try:
-        policy = policy_from_dicts(read)
-    except PolicyError as e:
-        problems += e.problems
-    if problems:
-        raise PolicyError(_sorted(problems, names))
-    return policy
+    policy, found, broken = _build(read)
+    return Partial(policy, _sorted(problems + found, names), broken)

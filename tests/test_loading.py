@@ -6,6 +6,7 @@ import copy
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -54,9 +55,10 @@ class TestLayering:
 
     def test_layers_apply_in_order(self, tmp_path: Path) -> None:
         base = write(tmp_path, "base.toml", MINIMAL + "max_attempts = 5\n")
-        prod = write(tmp_path, "prod.toml", '[[rules]]\nid = "all"\nmax_attempts = 2\n')
-        assert pe.load_policy(base, prod).rule("all").max_attempts == 2
-        assert pe.load_policy(prod, base).rule("all").max_attempts == 5
+        prod = write(tmp_path, "prod.toml", "[defaults]\nmax_attempts = 2\n")
+        assert pe.load_policy(base, prod).rule("all").max_attempts == 5  # its own key
+        assert pe.load_policy(base, prod).defaults.max_attempts == 2
+        assert pe.load_policy(prod, base).defaults.max_attempts == 3  # prod is dropped
 
     def test_defaults_merge_key_by_key_and_reach_rules(self, tmp_path: Path) -> None:
         prod = write(tmp_path, "prod.toml", "[defaults.backoff]\njitter = 'none'\n")
@@ -197,7 +199,7 @@ retryable = "yes"
         prod = write(
             tmp_path,
             "prod.toml",
-            '[[rules]]\nid = "x"\n\n[[rules]]\nid = "rate-limit"\nhint_max = -5\n',
+            '[[rules]]\nid = "x"\nmatch = {}\n\n[[rules]]\nid = "rate-limit"\nhint_max = -5\n',
         )
         assert problems(prod) == [f"{prod}: $.rules[1].hint_max: expected a number >= 0, got -5"]
 
@@ -457,3 +459,86 @@ def test_policies_are_read_only_all_the_way_down(default_policy: pe.Policy) -> N
         default_policy.rule("bot-challenge").match.headers["x"] = True  # type: ignore[index]
     with pytest.raises(TypeError):
         pe.Match(headers={"a": True}).headers["b"] = False  # type: ignore[index]
+
+
+class TestOverridesCatchMistakes:
+    def test_an_unknown_rule_id_without_a_match_is_an_error(self, tmp_path: Path) -> None:
+        typo = write(
+            tmp_path, "typo.toml", '[[rules]]\nid = "rate-limit-exceded"\nmax_attempts = 8\n'
+        )
+        assert problems(typo) == [
+            f"{typo}: $.rules[0].id: no rule 'rate-limit-exceded' in the layers beneath to "
+            "change (did you mean 'rate-limit-exceeded'?); to add a new rule, give it a match "
+            "(match = {} for a catch-all)"
+        ]
+        # With a match it is a new rule; a whole policy's first layer needs none.
+        new = write(tmp_path, "new.toml", '[[rules]]\nid = "mine"\nmatch = {}\n')
+        assert pe.load_policy(new, env=False).rules[0].id == "mine"
+        assert (
+            pe.load_policy(write(tmp_path, "whole.toml", MINIMAL), env=False).rules[0].id == "all"
+        )
+
+    def test_a_misspelled_id_is_named_beside_the_missing_one(self, tmp_path: Path) -> None:
+        idd = write(tmp_path, "idd.toml", '[[rules]]\nidd = "mine"\nmatch = { status = 418 }\n')
+        rule_keys = ", ".join(f.name for f in attrs.fields(pe.Rule))
+        assert problems(idd) == [
+            f"{idd}: $.rules[0].id: required key is missing",
+            f"{idd}: $.rules[0].idd: unknown key (did you mean 'id'?); known keys: {rule_keys}",
+        ]
+        test = write(tmp_path, "t.toml", '[[tests]]\nnmae = "x"\nresponse = { status = 200 }\n')
+        assert problems(test)[1].startswith(
+            f"{test}: $.tests[0].nmae: unknown key (did you mean 'name'?)"
+        )
+
+    def test_every_template_error_of_a_string(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "t.toml",
+            '[[rules]]\nid = "r"\nmatch = {}\nremediation = "{retry_afer}s {modle} {delay:.2f} } {"\n',
+        )
+        known = "known: " + ", ".join(sorted(pe.PLACEHOLDERS))
+        braces = "(write {{ and }} for literal braces)"
+        assert problems(bad) == [
+            f"{bad}: $.rules[0].remediation: unknown placeholder {{retry_afer}} (did you mean "
+            f"'retry_after'?); {known}",
+            f"{bad}: $.rules[0].remediation: unknown placeholder {{modle}} (did you mean "
+            f"'model'?); {known}",
+            f"{bad}: $.rules[0].remediation: bad template: placeholder {{delay}} takes no "
+            f"conversion or format spec {braces}",
+            f"{bad}: $.rules[0].remediation: bad template: single '}}' at position 34 {braces}",
+            f"{bad}: $.rules[0].remediation: bad template: '{{' at position 36 is never closed "
+            f"{braces}",
+        ]
+
+    def test_a_contradictory_action_and_retryable(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "c.toml",
+            "[classifications.rate_limit]\nretryable = false\n"
+            '[[rules]]\nid = "ok"\nmatch = { status = 418 }\naction = "succeed"\nretryable = true\n',
+        )
+        assert problems(bad) == [
+            f"{bad}: $.classifications.rate_limit.retryable: action = 'retry' with retryable = "
+            "false never retries: drop retryable (it follows the action), or say action = 'fail'",
+            f"{bad}: $.rules[0].retryable: action = 'succeed' with retryable = true: a success "
+            "is no error to retry; drop retryable",
+        ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text("{}ab_:!xyz ", max_size=16)
+    | st.sampled_from(sorted(pe.PLACEHOLDERS)).map("{{{}}}".format)
+)
+def test_template_problems_agree_with_the_parser(text: str) -> None:
+    """A template passes the loader's check exactly when it parses and every
+    placeholder is known; the check never raises."""
+    from policyengine._converter import template_problems
+    from policyengine._text import parse_template
+
+    try:
+        fields = [p.field for p in parse_template(text) if p.field is not None]
+        parses = all(f in pe.PLACEHOLDERS for f in fields)
+    except ValueError:
+        parses = False
+    assert (template_problems(text) == []) is parses
