@@ -2,7 +2,9 @@
 
 Every function here returns a finite number >= 0 (or None for an unusable
 hint) for any input, including NaN, infinities, negative numbers, garbage
-text and absurd dates.
+text and far-off dates. A wait of any length is a wait (``hint_max`` and
+``on_long_hint`` decide what to do with a long one); it is only clamped to
+``MAX_WAIT_SECONDS`` so that it stays a finite number.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._headers import HeaderConditions, compile_headers, headers_hold
 from ._model import HintFormat, HintSource, Jitter
 
 __all__ = [
+    "MAX_WAIT_SECONDS",
     "MESSAGE",
     "BackoffDelay",
     "CompiledHint",
@@ -30,8 +33,9 @@ __all__ = [
     "read_hints",
 ]
 
-#: Hints are never longer than this (a year) once parsed; beyond it a value is garbage.
-MAX_HINT_SECONDS = 365 * 24 * 3600.0
+#: A wait hint longer than this (ten years) is clamped to it: still a wait, and
+#: far longer than any ``hint_max``, but a finite number to add and compare.
+MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600.0
 
 
 class BackoffDelay(NamedTuple):
@@ -83,8 +87,8 @@ def compute_backoff(
 
 
 def _finite(seconds: float) -> float | None:
-    if math.isfinite(seconds) and 0.0 <= seconds <= MAX_HINT_SECONDS:
-        return seconds
+    if math.isfinite(seconds) and seconds >= 0.0:
+        return min(seconds, MAX_WAIT_SECONDS)
     return None
 
 
@@ -106,13 +110,27 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
     (``Sun, 06 Nov 1994 08:49:37 GMT``), RFC 850 (``Sunday, 06-Nov-94 08:49:37 GMT``)
     and asctime (``Sun Nov  6 08:49:37 1994``). A date is measured from ``now``
     (Unix time; default ``time.time()``). Negative, NaN, garbage and past
-    values give None, as does anything above a year. Never raises.
+    values give None; a wait of any length is a wait, clamped to
+    ``MAX_WAIT_SECONDS``. Never raises.
 
     >>> parse_retry_after("2")
     2.0
     >>> parse_retry_after("soon") is None
     True
     """
+    found = _retry_after(value, now)
+    return None if found is None or found.past else found.seconds
+
+
+class _Read(NamedTuple):
+    """A hint value as read: seconds to wait, or, for a time already past,
+    how long ago it was (``past`` true)."""
+
+    seconds: float
+    past: bool = False
+
+
+def _retry_after(value: str | bytes | None, now: float | None) -> _Read | None:
     try:
         if value is None:
             return None
@@ -121,10 +139,10 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
         if not isinstance(value, str) or len(value) > 100:
             return None
         if value.isdigit() and value.isascii():  # the common case: "2"
-            return _finite(float(value))
+            return _wait(float(value))
         seconds = _number(value)
         if seconds is not None:
-            return _finite(seconds)
+            return _wait(seconds)
         from email.utils import parsedate_tz  # only for dates: costly to import
 
         parts = parsedate_tz(value.strip())
@@ -140,12 +158,21 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
         return None
 
 
-def _until(when: float, now: float | None) -> float | None:
+def _wait(seconds: float) -> _Read | None:
+    found = _finite(seconds)
+    return None if found is None else _Read(found)
+
+
+def _until(when: float, now: float | None) -> _Read | None:
+    """The wait until the absolute time ``when``; a time not ahead of ``now``
+    is read as how long ago it was."""
     current = time.time() if now is None else now
-    if not math.isfinite(current):
-        return None
     delta = when - current
-    return _finite(delta) if delta > 0 else None
+    if not math.isfinite(delta):
+        return None
+    if delta > 0:
+        return _Read(min(delta, MAX_WAIT_SECONDS))
+    return _Read(min(-delta, MAX_WAIT_SECONDS), past=True)
 
 
 _DURATION_PART = re.compile(r"([0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(ns|us|µs|μs|ms|s|m|h)")
@@ -183,12 +210,18 @@ def parse_duration(value: str) -> float | None:
 
 def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float | None:
     """Seconds to wait according to one header value in format ``fmt``; None when
-    unusable (garbage, negative, NaN, in the past, above a year). Never raises."""
+    unusable (garbage, negative, NaN, in the past). A wait of any length is a
+    wait, clamped to ``MAX_WAIT_SECONDS``. Never raises."""
+    found = _read(value, fmt, now)
+    return None if found is None or found.past else found.seconds
+
+
+def _read(value: str, fmt: HintFormat, now: float | None) -> _Read | None:
     try:
         if fmt is HintFormat.RETRY_AFTER:
-            return parse_retry_after(value, now)
+            return _retry_after(value, now)
         if fmt is HintFormat.DURATION:
-            return parse_duration(value)
+            return _wait_or_none(parse_duration(value))
         if fmt is HintFormat.RFC3339:
             text = value.strip()
             if not 10 <= len(text) <= 40:
@@ -203,9 +236,9 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
         if number is None:
             return None
         if fmt is HintFormat.SECONDS:
-            return _finite(number)
+            return _wait(number)
         if fmt is HintFormat.MILLISECONDS:
-            return _finite(number / 1000.0)
+            return _wait(number / 1000.0)
         if fmt is HintFormat.EPOCH_SECONDS:
             return _until(number, now)
         if fmt is HintFormat.EPOCH_MILLISECONDS:
@@ -213,6 +246,10 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
     except Exception:
         return None
     return None
+
+
+def _wait_or_none(seconds: float | None) -> _Read | None:
+    return None if seconds is None else _Read(seconds)
 
 
 class CompiledHint(NamedTuple):
@@ -245,6 +282,8 @@ class Hint(NamedTuple):
     """The header it came from, or ``MESSAGE`` for the error message."""
     raw: str
     """The value as the server wrote it."""
+    past: float | None = None
+    """For a time already past (no wait): how many seconds ago it was."""
 
 
 #: ``Hint.where`` of a wait read from the error message.
@@ -267,8 +306,11 @@ def read_hints(
         message: The error message, for sources that read it.
 
     A header sent more than once counts with its longest usable value, so a
-    duplicate can never shorten the wait.
+    duplicate can never shorten the wait. When no source gives a wait but one
+    states a time already past, that one comes back with ``past`` set (it is
+    no wait: the backoff applies, and the explanation says why).
     """
+    stale: Hint | None = None
     for header, pattern, fmt, conditions in sources:
         if pattern is not None:
             found = pattern.search(message) if message else None
@@ -283,12 +325,16 @@ def read_hints(
         now = clock() if fmt in _ABSOLUTE else None
         best: Hint | None = None
         for raw in values:
-            seconds = parse_hint(raw, fmt, now)
-            if seconds is not None and (best is None or seconds > best.seconds):
-                best = Hint(seconds, header, raw)
+            read = _read(raw, fmt, now)
+            if read is None:
+                continue
+            if read.past:
+                stale = stale or Hint(0.0, header, raw, read.seconds)
+            elif best is None or read.seconds > best.seconds:
+                best = Hint(read.seconds, header, raw)
         if best is not None:
             return best
-    return None
+    return stale
 
 
 _ABSOLUTE = frozenset(

@@ -28,6 +28,7 @@ from ._explain import (
     Exhausted,
     FellBack,
     HintHonoured,
+    HintInPast,
     HintRead,
     Listener,
     LongHintClamped,
@@ -358,9 +359,12 @@ class Engine:
             if r is not None and rule.use_hints and self._hints:
                 message = d.raw.message if d.raw is not None else ""
                 d.hint = read_hints(r.headers, self._hints, self.clock, message)
-        if d.hint is None:
+        hint = d.hint
+        if hint is None or hint.past is not None:
+            if hint is not None and say is not None:
+                say(HintInPast(hint))
             return self._retry(d, self._backoff(d, say), retryable, "backoff", say)
-        return self._wait_as_asked(d, d.hint, retryable, say)
+        return self._wait_as_asked(d, hint, retryable, say)
 
     def _wait_as_asked(self, d: Trace, hint: Hint, retryable: bool, say: Listener) -> Action:
         """Retry after the server's wait, or, when it is longer than

@@ -27,6 +27,7 @@ __all__ = [
     "Exhausted",
     "FellBack",
     "HintHonoured",
+    "HintInPast",
     "HintRead",
     "Listener",
     "LongHintFailed",
@@ -100,6 +101,16 @@ class HintRead(NamedTuple):
         hint = self.hint
         where = "in the error message" if hint.where == MESSAGE else hint.where
         return f"server hint {where}: {hint.raw.strip()!r} = {seconds(hint.seconds)}s"
+
+
+class HintInPast(NamedTuple):
+    hint: Hint
+
+    def say(self, t: Trace) -> str:
+        hint = self.hint
+        where = "in the error message" if hint.where == MESSAGE else hint.where
+        ago = seconds(hint.past or 0.0)
+        return f"server hint {where}: {hint.raw.strip()!r} is {ago}s in the past: no wait"
 
 
 class HintHonoured(NamedTuple):
@@ -198,6 +209,7 @@ Event = (
     | Exhausted
     | BackedOff
     | HintRead
+    | HintInPast
     | HintHonoured
     | LongHintClamped
     | LongHintFellBack
@@ -291,8 +303,10 @@ class Trace:
         return self.hint is not _NOT_READ
 
     def server_hint(self) -> Hint | None:
-        """The wait hint the decision read, or None."""
-        return self.hint if self.hint is not _NOT_READ else None
+        """The wait the server asked for, as the decision read it, or None
+        (none read, or a time already past)."""
+        hint = self.hint
+        return hint if hint is not _NOT_READ and hint is not None and hint.past is None else None
 
     # --- ActionDetails ---------------------------------------------------------
 
