@@ -15,7 +15,7 @@ from ._engine import Engine
 from ._errors import GaveUp, PolicyError, Problem
 from ._governor import Governor, TrafficKey
 from ._layers import ENV_VAR, default_policy_path
-from ._loading import load_policy
+from ._loading import load_policy, preset_names
 from ._model import (
     PLACEHOLDERS,
     Action,
@@ -79,6 +79,7 @@ __all__ = [
     "load_policy",
     "overriding",
     "parse_retry_after",
+    "preset_names",
     "redact",
     "transport_kind",
 ]

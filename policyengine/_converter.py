@@ -26,6 +26,7 @@ from ._model import (
     ActionKind,
     Amount,
     Attempts,
+    BodyPath,
     HintFormat,
     Jitter,
     KeyPart,
@@ -190,6 +191,19 @@ def _template(value: object, _: object = None) -> Template:
     return Template(text)
 
 
+_BODY_PATH = re.compile(r"[A-Za-z0-9_@$-]{1,64}(?:\[\])?(?:\.[A-Za-z0-9_@$-]{1,64}(?:\[\])?){0,7}")
+
+
+def _body_path(value: object, _: object = None) -> BodyPath:
+    text = _string(value)
+    if text == "" or _BODY_PATH.fullmatch(text):
+        return BodyPath(text)
+    raise _Invalid(
+        "expected a path to a field of the error object: names joined by dots, [] after a "
+        f"name for any item of an array there (details[].retryDelay), got {show_value(value)}"
+    )
+
+
 def _method(value: object, _: object = None) -> Method:
     if isinstance(value, str) and re.fullmatch(r"[A-Za-z]+", value):
         return Method(value.upper())
@@ -296,6 +310,7 @@ def _make_converter() -> cattrs.Converter:
     c.register_structure_hook(Pattern, _pattern)
     c.register_structure_hook(Template, _template)
     c.register_structure_hook(Method, _method)
+    c.register_structure_hook(BodyPath, _body_path)
     c.register_structure_hook(TransportKind, _transport)
     c.register_structure_hook(str, _string)
     c.register_structure_hook(bool, _bool)

@@ -30,6 +30,7 @@ __all__ = [
     "parse_duration",
     "parse_hint",
     "parse_retry_after",
+    "body_values",
     "read_hints",
 ]
 
@@ -256,22 +257,63 @@ class CompiledHint(NamedTuple):
     """A hint source of the policy, compiled when the engine is built."""
 
     header: str
-    """The lower-cased header name, or "" for a source that reads the message."""
+    """The lower-cased header name, or "" for a source that reads the message
+    or the body."""
     pattern: re.Pattern[str] | None
     """The regular expression searched in the error message, or None."""
     format: HintFormat
     conditions: HeaderConditions
     """Other headers that must hold for this source to count."""
+    path: tuple[tuple[str, bool], ...] = ()
+    """For a field of the error object: each name, and whether an array's
+    items are looked in there (``[]``); () for other sources."""
+    where: str = ""
+    """How an explanation names a body field: ``body details[].retryDelay``."""
 
     @classmethod
     def of(cls, source: HintSource) -> CompiledHint:
         """Compile a policy's ``HintSource``."""
+        path = tuple(
+            (part.removesuffix("[]"), part.endswith("[]"))
+            for part in source.body.split(".")
+            if source.body
+        )
         return cls(
             source.header.strip().lower(),
             re.compile(source.message) if source.message is not None else None,
             source.format,
             compile_headers(source.when),
+            path,
+            f"body {source.body}" if source.body else "",
         )
+
+
+def body_values(
+    obj: Mapping[str, object] | None, path: tuple[tuple[str, bool], ...]
+) -> tuple[str, ...]:
+    """The values at ``path`` in an error object, as text (numbers as
+    written), at most ``MAX_BODY_VALUES``; () when there are none."""
+    found: list[object] = [obj]
+    for name, each in path:
+        step: list[object] = []
+        for node in found:
+            value = node.get(name) if isinstance(node, dict) else None
+            if each and isinstance(value, list):
+                step.extend(value[:MAX_BODY_VALUES])
+            elif value is not None and not each:
+                step.append(value)
+        found = step[:MAX_BODY_VALUES]
+    out = []
+    for value in found:
+        if isinstance(value, str):
+            out.append(value[:64])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(repr(value) if isinstance(value, float) else str(value))
+    return tuple(out)
+
+
+#: Values of one body path looked at (items of the arrays on the way too).
+MAX_BODY_VALUES = 16
 
 
 class Hint(NamedTuple):
@@ -295,6 +337,7 @@ def read_hints(
     sources: Sequence[CompiledHint],
     clock: Callable[[], float],
     message: str = "",
+    body: Mapping[str, object] | None = None,
 ) -> Hint | None:
     """The first usable wait hint, or None.
 
@@ -304,6 +347,7 @@ def read_hints(
             when its conditions hold.
         clock: The current Unix time, asked only for absolute formats.
         message: The error message, for sources that read it.
+        body: The error object of the body, for sources that read a field of it.
 
     A header sent more than once counts with its longest usable value, so a
     duplicate can never shorten the wait. When no source gives a wait but one
@@ -311,13 +355,16 @@ def read_hints(
     no wait: the backoff applies, and the explanation says why).
     """
     stale: Hint | None = None
-    for header, pattern, fmt, conditions in sources:
+    for header, pattern, fmt, conditions, path, where in sources:
         if pattern is not None:
             found = pattern.search(message) if message else None
             values: tuple[str, ...] | None = (
                 (found.group(1) if pattern.groups else found.group(0),) if found else None
             )
             header = MESSAGE
+        elif path:
+            values = body_values(body, path) if body is not None else None
+            header = where
         else:
             values = headers.get(header)
         if not values or (conditions and not headers_hold(headers, conditions)):

@@ -109,7 +109,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         }
     out["hints"] = hints = _unstructure(policy.hints)
     for source in hints["sources"]:
-        for key in ("when", "header"):
+        for key in ("when", "header", "body"):
             if not source[key]:
                 del source[key]
     out["governor"] = _unstructure(policy.governor)

@@ -357,8 +357,9 @@ class Engine:
         if not d.hint_read:
             d.hint = None
             if r is not None and rule.use_hints and self._hints:
-                message = d.raw.message if d.raw is not None else ""
-                d.hint = read_hints(r.headers, self._hints, self.clock, message)
+                raw = d.raw
+                message, body = (raw.message, raw.source) if raw is not None else ("", None)
+                d.hint = read_hints(r.headers, self._hints, self.clock, message, body)
         hint = d.hint
         if hint is None or hint.past is not None:
             if hint is not None and say is not None:

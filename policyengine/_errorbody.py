@@ -19,6 +19,7 @@ from ._text import clip
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
+    "MAX_NESTED_ITEMS",
     "MAX_PARSE_BYTES",
     "RawError",
     "parse_error",
@@ -105,6 +106,60 @@ class RawError(NamedTuple):
     type: str | None
     code: str | None
     param: str | None
+    more_codes: tuple[str, ...] = ()
+    """Codes nested in the error object (``_nested_codes``), ``code`` excluded."""
+    source: dict[str, Any] | None = None
+    """The error object itself, for body wait hints (``[[hints.sources]] body``)."""
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Every code the error carries: ``code`` first, then the nested ones."""
+        return self.more_codes if self.code is None else (self.code, *self.more_codes)
+
+
+#: Nested items looked at per array (details, errors, violations): a bound.
+MAX_NESTED_ITEMS = 16
+#: Keys that hold a machine-readable code in a nested object.
+_NESTED_CODE_KEYS = ("reason", "error_code", "code", "quotaId")
+
+
+def _nested_codes(err: dict[str, Any], primary: str | None) -> tuple[str, ...]:
+    """The codes an error object carries below its top level, in order, each
+    once: Google's ``details[].reason`` (``ErrorInfo``) and
+    ``details[].violations[].quotaId`` (``QuotaFailure``), the legacy
+    ``errors[].reason``, Anthropic's ``details.error_code``, Azure's
+    ``innererror.code`` (one level of ``innererror`` within it too)."""
+    found: list[str] = []
+
+    def take(obj: object) -> None:
+        if not isinstance(obj, dict):
+            return
+        for key in _NESTED_CODE_KEYS:
+            value = _scalar(obj.get(key))
+            if value is not None and value != primary and value not in found:
+                found.append(value[:200])
+        violations = obj.get("violations")
+        if isinstance(violations, list):
+            for item in violations[:MAX_NESTED_ITEMS]:
+                take(item)
+
+    for key in ("details", "errors"):
+        nested = err.get(key)
+        if isinstance(nested, list):
+            for item in nested[:MAX_NESTED_ITEMS]:
+                take(item)
+        else:
+            take(nested)
+    inner = err.get("innererror")
+    take(inner)
+    if isinstance(inner, dict):
+        take(inner.get("innererror"))
+    return tuple(found[:MAX_NESTED_ITEMS])
+
+
+def _with_nested(raw: RawError, err: dict[str, Any]) -> RawError:
+    """``raw`` with the codes nested in its error object, and the object."""
+    return raw._replace(more_codes=_nested_codes(err, raw.code), source=err)
 
 
 def _redact_field(value: str | None) -> str | None:
@@ -119,6 +174,7 @@ def to_error(raw: RawError) -> ParsedError:
         type=_redact_field(raw.type),
         code=_redact_field(raw.code),
         param=_redact_field(raw.param),
+        nested_codes=tuple(redact(c) for c in raw.more_codes),
     )
 
 
@@ -134,12 +190,13 @@ def _from_object(err: dict[str, Any]) -> RawError:
         code = _google_reason(err) or code
     param = err.get("param")
     message = err.get("message")
-    return RawError(
+    raw = RawError(
         _clip(message) if type(message) is str else _message(message),
         etype,
         code if type(code) is str and code else _scalar(code),
         param if isinstance(param, str) and param else None,
     )
+    return _with_nested(raw, err)
 
 
 def _from_json(data: object, success: bool) -> RawError | None:

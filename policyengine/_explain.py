@@ -377,14 +377,22 @@ class Trace:
         if error is not None:
             if error.code is not None:
                 seen.append(f"code {error.code!r}")
+            nested = error.nested_codes
+            if nested:
+                seen.append(
+                    "nested code" + "s" * (len(nested) > 1) + " " + "/".join(map(repr, nested))
+                )
             if error.type is not None:
                 seen.append(f"type {error.type!r}")
             if error.message:
                 seen.append(f"message {clip(error.message, QUOTED_MESSAGE_CHARS)!r}")
         if self.transport is not None:
             seen.append(f"{self.transport} ({self.exc_name})" if self.exc_name else self.transport)
+        codes = self.compiled.codes
         observed = {
-            "code": error.code if error else None,
+            "code": next((c for c in (error.code, *error.nested_codes) if c in codes), error.code)
+            if error
+            else None,
             "type": error.type if error else None,
             "method": r.method if r else None,
             "transport": self.transport,

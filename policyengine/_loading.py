@@ -32,7 +32,44 @@ from ._model import (
     TestResponse,
 )
 
-__all__ = ["Partial", "load_partial", "load_policy", "policy_from_dicts"]
+__all__ = [
+    "PRESET_PREFIX",
+    "Partial",
+    "load_partial",
+    "load_policy",
+    "policy_from_dicts",
+    "preset_names",
+    "preset_path",
+]
+
+#: A layer named ``preset:NAME`` is the bundled provider preset NAME.
+PRESET_PREFIX = "preset:"
+
+
+def _presets_dir() -> Path:
+    return default_policy_path().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    """The names of the bundled provider presets (``load_policy("preset:NAME")``)."""
+    return sorted(p.stem for p in _presets_dir().glob("*.toml"))
+
+
+def _presets_joined(parts: list[str]) -> list[str]:
+    """``$POLICYENGINE_POLICY`` split on ``:`` cuts ``preset:NAME`` in two: join it."""
+    out: list[str] = []
+    for part in parts:
+        if out and out[-1] == PRESET_PREFIX[:-1] and os.pathsep == ":":
+            out[-1] = PRESET_PREFIX + part
+        else:
+            out.append(part)
+    return out
+
+
+def preset_path(name: str) -> Path | None:
+    """The file of the bundled preset ``name``, or None if there is none."""
+    return _presets_dir() / f"{name}.toml" if name in preset_names() else None
+
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Handling)
@@ -222,11 +259,12 @@ class _Build:
                 name = named if isinstance(named, str) and named.strip() else f"tests[{i}]"
                 tests[i] = PolicyTest(Name(name), TestResponse(status=0), Expect())
         for i, source in enumerate(hints.sources):
-            if bool(source.header.strip()) == (source.message is not None):
+            given = (bool(source.header.strip()), source.message is not None, bool(source.body))
+            if sum(given) != 1:
                 self.problem(
                     ("hints", "sources", i),
-                    "give exactly one of header (a response header) or message (a regex "
-                    "searched in the error message)",
+                    "give exactly one of header (a response header), message (a regex "
+                    "searched in the error message) or body (a field of the error object)",
                 )
         description = doc.get("description", "")
         if not isinstance(description, str):
@@ -340,7 +378,8 @@ def load_policy(*layers: Layer, env: bool = True, default: bool = True) -> Polic
     layers before it (the default included) are dropped.
 
     Args:
-        layers: Files (``str`` / ``PathLike``) or mappings, lowest first.
+        layers: Files (``str`` / ``PathLike``) or mappings, lowest first; a
+            layer ``"preset:NAME"`` is a bundled provider preset (``preset_names()``).
         env: Also layer the files named in ``$POLICYENGINE_POLICY``
             (``os.pathsep``-separated), after ``layers``.
         default: Start from the bundled default policy.
@@ -367,14 +406,26 @@ def load_partial(*layers: Layer, env: bool = True, default: bool = True) -> Part
     paths: list[Layer] = [default_policy_path()] if default else []
     paths += list(layers)
     if env:
-        paths += env_files()
+        paths += _presets_joined(env_files())
     names = []
     for i, layer in enumerate(paths):
         if isinstance(layer, Mapping):
             names.append(f"<layer {i}>")
             read.append((names[-1], layer))
             continue
-        names.append(os.fspath(layer))
+        name = os.fspath(layer)
+        if name.startswith(PRESET_PREFIX):
+            found_path = preset_path(name[len(PRESET_PREFIX) :])
+            if found_path is None:
+                known = preset_names()
+                hint = suggest(name[len(PRESET_PREFIX) :], known)
+                names.append(name)
+                problems.append(
+                    Problem(name, "", f"no such preset{hint}; known: {', '.join(known)}")
+                )
+                continue
+            name = str(found_path)
+        names.append(name)
         data, found = read_file(Path(names[-1]))
         problems += found
         if data is not None:

@@ -185,11 +185,20 @@ class CompiledRule:
             return False
         if self.status and not any(lo <= response.status <= hi for lo, hi in self.status):
             return False
-        if self.codes and (error is None or error.code not in self.codes):
+        if self.codes and not self.has_code(error):
             return False
         if self.types and not self.codes and (error is None or error.type not in self.types):
             return False
         return self.rest_hold(response, error, lowered)
+
+    def has_code(self, error: RawError | None) -> bool:
+        """Whether the error carries one of this rule's codes, at its top
+        level or nested (Google's reasons, Anthropic's ``details.error_code``...)."""
+        if error is None:
+            return False
+        if error.code in self.codes:
+            return True
+        return bool(error.more_codes) and not self.codes.isdisjoint(error.more_codes)
 
     def rest_hold(self, response: Response, error: RawError | None, lowered: str = "") -> bool:
         """``matches``, less what the index list the rule is found in guarantees:
@@ -306,6 +315,9 @@ class Index:
         status = response.status
         if error.code is not None and error.code in self.by_code:
             lists.append(self._for_status("code", error.code, status))
+        for nested in error.more_codes:  # codes nested in details: a handful at most
+            if nested in self.by_code:
+                lists.append(self._for_status("code", nested, status))
         if error.type is not None and error.type in self.by_type:
             lists.append(self._for_status("type", error.type, status))
         if self.by_message:

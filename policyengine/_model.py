@@ -75,6 +75,8 @@ Pattern = NewType("Pattern", str)
 """A Python regular expression, compiled (and so checked) at load."""
 Template = NewType("Template", str)
 """Text with ``{placeholder}`` fields from ``PLACEHOLDERS``."""
+BodyPath = NewType("BodyPath", str)
+"""A path to a field of an error object: ``details[].retryDelay``; "" = none."""
 Method = NewType("Method", str)
 """An HTTP method name, upper case."""
 TransportKind = NewType("TransportKind", str)
@@ -322,14 +324,19 @@ class Rule(Handling):
 
 @attrs.frozen
 class HintSource:
-    """Where a server says how long to wait: a response header, or the error
-    message (give exactly one of ``header`` and ``message``).
+    """Where a server says how long to wait: a response header, the error
+    message, or a field of the error object in the body (give exactly one of
+    ``header``, ``message`` and ``body``).
 
     Attributes:
         header: The header's name (any case).
         message: A regular expression searched in the error message; its
             first group (else the whole match) is the value, as in "Please try
             again in 3.89s".
+        body: A path to a field of the error object (the one holding
+            ``message``): names joined by dots, ``[]`` after a name for any
+            item of an array there, as in ``details[].retryDelay`` (Google's
+            ``RetryInfo``) or ``retry_after``.
         format: How the value is read.
         when: Other headers that must hold for this one to count, as in
             ``match.headers``: name -> ``true`` (present), ``false`` (absent) or
@@ -339,6 +346,7 @@ class HintSource:
 
     header: str = ""
     message: Pattern | None = None
+    body: BodyPath = BodyPath("")
     format: HintFormat = HintFormat.SECONDS
     when: Mapping[str, bool | str] = attrs.field(factory=dict, converter=_read_only)
 
@@ -611,6 +619,10 @@ class ParsedError:
     type: str | None = None
     code: str | None = None
     param: str | None = None
+    nested_codes: tuple[str, ...] = ()
+    """The codes nested below ``code`` (Google's ``details[].reason`` and
+    ``errors[].reason``, Anthropic's ``details.error_code``, Azure's
+    ``innererror.code``); ``match.code`` matches these too."""
 
 
 class ActionDetails(Protocol):

@@ -233,3 +233,58 @@ class TestLongWaits:
         }
         action = engine.evaluate(pe.Response(429, both))
         assert (action.delay, action.delay_source) == (3.0, "server")
+
+
+class TestBodyHints:
+    def test_a_structured_wait_in_the_error_object(self) -> None:
+        policy = pe.load_policy(
+            {
+                "inherit": False,
+                "hints": {
+                    "sources": [
+                        {"body": "retry_after", "format": "seconds"},
+                        {"body": "details[].retryDelay", "format": "duration"},
+                    ]
+                },
+                "rules": [{"id": "r", "match": {}, "action": "retry", "max_attempts": 3}],
+            },
+            default=False,
+            env=False,
+        )
+        engine = pe.Engine(policy, clock=lambda: NOW)
+        gateway = pe.Response(429, {}, b'{"error": {"message": "slow down", "retry_after": 12}}')
+        action = engine.evaluate(gateway)
+        assert (action.delay, action.delay_source) == (12.0, "server")
+        assert "server hint body retry_after: '12' = 12s" in action.explanation
+        google = (
+            b'{"error": {"code": 429, "details": [{"@type": "x.Help"}, {"retryDelay": "1.5s"}]}}'
+        )
+        assert engine.evaluate(pe.Response(429, {}, google)).delay == 1.5
+        # Not an object, not a number, not there: no hint, the backoff.
+        for body in (
+            b'{"error": {"retry_after": "soon"}}',
+            b'{"error": {"details": "x"}}',
+            b"oops",
+        ):
+            assert engine.evaluate(pe.Response(429, {}, body)).delay_source == "backoff"
+
+    @given(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["details", "retryDelay", "retry_after", "x"]),
+                    inner,
+                    max_size=4,
+                )
+            ),
+            max_leaves=30,
+        )
+    )
+    def test_body_values_never_raise_and_are_bounded(self, obj: object) -> None:
+        from policyengine._delay import MAX_BODY_VALUES, body_values
+
+        for path in ((("details", True), ("retryDelay", False)), (("retry_after", False),)):
+            values = body_values(obj if isinstance(obj, dict) else {"details": obj}, path)
+            assert len(values) <= MAX_BODY_VALUES and all(isinstance(v, str) for v in values)

@@ -226,8 +226,8 @@ retryable = "yes"
             '[[hints.sources]]\nmessage = "("\n',
         )
         both = (
-            "give exactly one of header (a response header) or message (a regex searched "
-            "in the error message)"
+            "give exactly one of header (a response header), message (a regex searched "
+            "in the error message) or body (a field of the error object)"
         )
         assert problems(bad) == [
             f"{bad}: $.hints.sources[2].message: invalid regular expression '(': missing ), "
@@ -542,3 +542,12 @@ def test_template_problems_agree_with_the_parser(text: str) -> None:
     except ValueError:
         parses = False
     assert (template_problems(text) == []) is parses
+
+
+def test_a_body_hint_source_is_a_path(tmp_path: Path) -> None:
+    bad = write(tmp_path, "b.toml", '[[hints.sources]]\nbody = "details[]..retryDelay"\n')
+    assert problems(bad) == [
+        f"{bad}: $.hints.sources[0].body: expected a path to a field of the error object: names "
+        "joined by dots, [] after a name for any item of an array there "
+        "(details[].retryDelay), got 'details[]..retryDelay'"
+    ]

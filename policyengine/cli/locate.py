@@ -44,10 +44,18 @@ class Location(NamedTuple):
 
 
 def display_file(file: str) -> str:
-    """``file`` as the command line shows it: the bundled default as ``<default>``."""
+    """``file`` as the command line shows it: the bundled default as
+    ``<default>``, a bundled preset as ``<preset:NAME>`` (named by its
+    file, or as a layer: ``preset:NAME``)."""
+    if file.startswith("preset:"):
+        return f"<{file}>"
     try:
-        if Path(file).resolve() == default_policy_path().resolve():
+        path = Path(file).resolve()
+        default = default_policy_path().resolve()
+        if path == default:
             return DEFAULT_NAME
+        if path.parent == default.parent / "presets" and path.suffix == ".toml":
+            return f"<preset:{path.stem}>"
     except (OSError, ValueError):
         pass
     return file

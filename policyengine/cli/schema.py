@@ -25,6 +25,7 @@ from .. import _model
 from .._model import (
     Amount,
     Attempts,
+    BodyPath,
     Method,
     Multiplier,
     Name,
@@ -64,6 +65,7 @@ _NAMED: dict[object, dict[str, Any]] = {
     Pattern: {"type": "string", "format": "regex"},
     Template: {"type": "string"},
     Method: {"type": "string", "pattern": "^[A-Za-z]+$"},
+    BodyPath: {"type": "string"},
     TransportKind: {"enum": sorted(TRANSPORT_FAMILIES)},
     str: {"type": "string"},
     bool: {"type": "boolean"},
