@@ -27,6 +27,7 @@ from ._model import (
     Amount,
     Attempts,
     BodyPath,
+    Count,
     HintFormat,
     Jitter,
     KeyPart,
@@ -306,6 +307,7 @@ def _make_converter() -> cattrs.Converter:
     c.register_structure_hook(Amount, lambda v, _: Amount(_number(v, 0.0, "a number >= 0")))
     c.register_structure_hook(Multiplier, lambda v, _: Multiplier(_number(v, 1.0, "a number >= 1")))
     c.register_structure_hook(Attempts, lambda v, _: Attempts(_whole(v, 1)))
+    c.register_structure_hook(Count, lambda v, _: Count(_whole(v, 0)))
     c.register_structure_hook(Name, _name)
     c.register_structure_hook(Pattern, _pattern)
     c.register_structure_hook(Template, _template)

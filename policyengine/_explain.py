@@ -17,7 +17,7 @@ from ._delay import MESSAGE, BackoffDelay, Hint
 from ._errorbody import RawError, to_error
 from ._facts import extract_amounts, extract_model
 from ._matching import CompiledRule
-from ._model import ParsedError, Response
+from ._model import Facts, ParsedError, Response
 from ._text import clip, plural, seconds
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "NoFallback",
     "NotRetryable",
     "PastDeadline",
+    "RetryBeforeFallback",
     "ServerSaidRetry",
     "Succeeded",
     "Trace",
@@ -182,6 +183,16 @@ class FellBack(NamedTuple):
         return f"fallback: next model {self.model!r}"
 
 
+class RetryBeforeFallback(NamedTuple):
+    retries: int
+
+    def say(self, t: Trace) -> str:
+        return (
+            f"retrying the same model before falling back: attempt {t.model_attempt} on it, "
+            f"retries_before_fallback = {self.retries}"
+        )
+
+
 class NoFallback(NamedTuple):
     retryable: bool
     """Still retried on the same model."""
@@ -217,6 +228,7 @@ Event = (
     | LongHintFailed
     | PastDeadline
     | FellBack
+    | RetryBeforeFallback
     | NoFallback
 )
 
@@ -243,6 +255,7 @@ class Trace:
 
     __slots__ = (
         "_error",
+        "_facts",
         "_reasons",
         "_remediation",
         "attempt",
@@ -256,6 +269,7 @@ class Trace:
         "fallback",
         "hint",
         "model",
+        "model_attempt",
         "raw",
         "replay",
         "response",
@@ -274,6 +288,7 @@ class Trace:
         elapsed: float,
         model: str | None,
         can_fall_back: bool = True,
+        model_attempt: int | None = None,
     ) -> None:
         self.replay = replay
         self.compiled = compiled
@@ -285,6 +300,7 @@ class Trace:
         self.elapsed = elapsed
         self.model = model
         self.can_fall_back = can_fall_back
+        self.model_attempt = attempt if model_attempt is None else model_attempt
         # Drawn while deciding, reused by a replay: the wait hint (read with
         # the clock) and the jittered backoff (drawn from the random source).
         self.hint: Hint | None = _NOT_READ
@@ -294,6 +310,7 @@ class Trace:
         self.delay_source = "none"
         self.fallback: str | None = None
         self._error: ParsedError | None = None
+        self._facts: Facts | None = None
         self._reasons: tuple[str, ...] | None = None
         self._remediation: str | None = None
 
@@ -315,6 +332,29 @@ class Trace:
         if self._error is None and self.raw is not None:
             self._error = to_error(self.raw)
         return self._error
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            error = self.error
+            limit = requested = model = None
+            if error is not None:
+                amounts = extract_amounts(error.message)
+                limit = int(amounts.limit) if amounts.limit is not None else None
+                requested = int(amounts.requested) if amounts.requested is not None else None
+                model = extract_model(error.message)
+            hint = self.server_hint()
+            where = None
+            if hint is not None:
+                where = "the error message" if hint.where == MESSAGE else hint.where
+            self._facts = Facts(
+                limit=limit,
+                requested=requested,
+                model=model,
+                server_wait=hint.seconds if hint is not None else None,
+                server_wait_source=where,
+            )
+        return self._facts
 
     @property
     def remediation(self) -> str:
@@ -346,10 +386,9 @@ class Trace:
         elif name == "message":
             value = error.message if error is not None else None
         elif name == "model":
-            value = self.model or (extract_model(error.message) if error is not None else None)
+            value = self.model or self.facts.model
         elif name in ("limit", "requested"):
-            if error is not None:
-                value = getattr(extract_amounts(error.message), name)
+            value = getattr(self.facts, name)
         elif name == "retry_after":
             hint = self.server_hint()
             value = seconds(hint.seconds) if hint is not None else None

@@ -40,6 +40,7 @@ __all__ = [
     "Backoff",
     "Defaults",
     "Expect",
+    "Facts",
     "HintFormat",
     "HintSource",
     "Hints",
@@ -69,6 +70,8 @@ Multiplier = NewType("Multiplier", float)
 """A finite number >= 1."""
 Attempts = NewType("Attempts", int)
 """A whole number >= 1."""
+Count = NewType("Count", int)
+"""A whole number >= 0."""
 Name = NewType("Name", str)
 """A non-empty string without surrounding white space."""
 Pattern = NewType("Pattern", str)
@@ -286,6 +289,7 @@ class Handling:
     use_hints: bool = True
     honour_should_retry: bool = True
     fallback: tuple[str, ...] = ()
+    retries_before_fallback: Count = Count(0)
     remediation: Template = Template("")
 
 
@@ -625,8 +629,38 @@ class ParsedError:
     ``innererror.code``); ``match.code`` matches these too."""
 
 
+@attrs.frozen
+class Facts:
+    """What was read from a response, as typed values (``Action.facts``).
+
+    Attributes:
+        limit: A limit the error message states, such as a context length in
+            tokens ("maximum context length is 8192 tokens").
+        requested: An amount the message says was requested ("you requested
+            9000 tokens").
+        model: The model the message names ("Model 'x' not found").
+        server_wait: Seconds the server asked to wait (a ``Retry-After``, a
+            reset header, a field of the body, the message), clamped to ten
+            years; None when it asked for none (or named a time already past).
+        server_wait_source: Where that wait was read: a header name (``retry-after``),
+            ``body <path>``, or ``the error message``.
+    """
+
+    limit: int | None = None
+    requested: int | None = None
+    model: str | None = None
+    server_wait: float | None = None
+    server_wait_source: str | None = None
+
+
+_NO_FACTS = Facts()
+
+
 class ActionDetails(Protocol):
     """What an ``Action`` tells people, computed when first asked for."""
+
+    @property
+    def facts(self) -> Facts: ...
 
     @property
     def error(self) -> ParsedError | None: ...
@@ -649,6 +683,7 @@ class StaticDetails:
     remediation: str = ""
     reasons: tuple[str, ...] = ()
     delay_source: str = "none"
+    facts: Facts = _NO_FACTS
 
 
 _NO_DETAILS = StaticDetails()
@@ -671,6 +706,10 @@ class AmendedDetails:
     @property
     def error(self) -> ParsedError | None:
         return self.base.error
+
+    @property
+    def facts(self) -> Facts:
+        return self.base.facts
 
     @property
     def remediation(self) -> str:
@@ -707,7 +746,8 @@ class Action:
     Properties ``error`` (the parsed error, secrets redacted, or None),
     ``remediation`` (what to tell a person), ``reasons`` (the explanation, a
     step per item), ``explanation`` (the reasons as lines) and
-    ``delay_source`` (``server``, ``clamp``, ``backoff`` or ``none``).
+    ``delay_source`` (``server``, ``clamp``, ``backoff`` or ``none``),
+    ``facts`` (typed values read from the response: ``Facts``).
     """
 
     kind: ActionKind
@@ -724,6 +764,13 @@ class Action:
     def error(self) -> ParsedError | None:
         """The error the body carried (message / type / code / param), or None."""
         return self.details.error
+
+    @property
+    def facts(self) -> Facts:
+        """What was read from the response as typed values: a limit and the
+        amount requested, the model named, the server's wait and where it
+        came from. Read when first asked for."""
+        return self.details.facts
 
     @property
     def remediation(self) -> str:

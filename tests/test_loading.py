@@ -157,7 +157,8 @@ retryable = "yes"
             "'decorrelated', got 'ful' (did you mean 'full'?)",
             f"{bad}: $.defaults.max_atempts: unknown key (did you mean 'max_attempts'?); known "
             "keys: action, retryable, backoff, max_attempts, max_elapsed, hint_max, "
-            "on_long_hint, use_hints, honour_should_retry, fallback, remediation, classification",
+            "on_long_hint, use_hints, honour_should_retry, fallback, retries_before_fallback, "
+            "remediation, classification",
             f"{bad}: $.rules[0].match.message_regex: invalid regular expression '(': missing ), "
             "unterminated subpattern at position 0",
             f"{bad}: $.rules[0].match.status: expected a status (429), a class ('5xx') or a "
@@ -372,6 +373,7 @@ def policies(draw: st.DrawFn) -> pe.Policy:
             "use_hints": draw(st.booleans()),
             "honour_should_retry": draw(st.booleans()),
             "fallback": tuple(draw(st.lists(names, max_size=3))),
+            "retries_before_fallback": draw(st.integers(0, 5)),
             "remediation": draw(templates),
         }
 
