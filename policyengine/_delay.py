@@ -88,8 +88,10 @@ def compute_backoff(
 
 
 def _finite(seconds: float) -> float | None:
-    if math.isfinite(seconds) and seconds >= 0.0:
-        return min(seconds, MAX_WAIT_SECONDS)
+    if 0.0 <= seconds <= MAX_WAIT_SECONDS:  # (NaN fails both comparisons)
+        return seconds
+    if seconds > MAX_WAIT_SECONDS and math.isfinite(seconds):
+        return MAX_WAIT_SECONDS  # a wait of any length is a wait
     return None
 
 
@@ -120,18 +122,16 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
     True
     """
     found = _retry_after(value, now)
-    return None if found is None or found.past else found.seconds
+    return found if found is not None and found >= 0.0 else None
 
 
-class _Read(NamedTuple):
-    """A hint value as read: seconds to wait, or, for a time already past,
-    how long ago it was (``past`` true)."""
-
-    seconds: float
-    past: bool = False
+# The readers below give seconds to wait (>= 0), None for garbage, or, for an
+# absolute time that is not ahead of now, minus how long ago it was: negative
+# (never -0.0: a time exactly now is the smallest negative number), so that
+# read_hints can say "in the past" without a tuple per value on the hot path.
 
 
-def _retry_after(value: str | bytes | None, now: float | None) -> _Read | None:
+def _retry_after(value: str | bytes | None, now: float | None) -> float | None:
     try:
         if value is None:
             return None
@@ -140,10 +140,10 @@ def _retry_after(value: str | bytes | None, now: float | None) -> _Read | None:
         if not isinstance(value, str) or len(value) > 100:
             return None
         if value.isdigit() and value.isascii():  # the common case: "2"
-            return _wait(float(value))
+            return _finite(float(value))
         seconds = _number(value)
         if seconds is not None:
-            return _wait(seconds)
+            return _finite(seconds)
         from email.utils import parsedate_tz  # only for dates: costly to import
 
         parts = parsedate_tz(value.strip())
@@ -159,21 +159,20 @@ def _retry_after(value: str | bytes | None, now: float | None) -> _Read | None:
         return None
 
 
-def _wait(seconds: float) -> _Read | None:
-    found = _finite(seconds)
-    return None if found is None else _Read(found)
+#: How ``_until`` reads a time exactly now: past, by the least amount there is.
+_JUST_PAST = -5e-324
 
 
-def _until(when: float, now: float | None) -> _Read | None:
+def _until(when: float, now: float | None) -> float | None:
     """The wait until the absolute time ``when``; a time not ahead of ``now``
-    is read as how long ago it was."""
+    is minus how long ago it was (see above)."""
     current = time.time() if now is None else now
     delta = when - current
     if not math.isfinite(delta):
         return None
     if delta > 0:
-        return _Read(min(delta, MAX_WAIT_SECONDS))
-    return _Read(min(-delta, MAX_WAIT_SECONDS), past=True)
+        return min(delta, MAX_WAIT_SECONDS)
+    return max(-MAX_WAIT_SECONDS, min(delta, _JUST_PAST))
 
 
 _DURATION_PART = re.compile(r"([0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(ns|us|µs|μs|ms|s|m|h)")
@@ -214,15 +213,15 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
     unusable (garbage, negative, NaN, in the past). A wait of any length is a
     wait, clamped to ``MAX_WAIT_SECONDS``. Never raises."""
     found = _read(value, fmt, now)
-    return None if found is None or found.past else found.seconds
+    return found if found is not None and found >= 0.0 else None
 
 
-def _read(value: str, fmt: HintFormat, now: float | None) -> _Read | None:
+def _read(value: str, fmt: HintFormat, now: float | None) -> float | None:
     try:
         if fmt is HintFormat.RETRY_AFTER:
             return _retry_after(value, now)
         if fmt is HintFormat.DURATION:
-            return _wait_or_none(parse_duration(value))
+            return parse_duration(value)
         if fmt is HintFormat.RFC3339:
             text = value.strip()
             if not 10 <= len(text) <= 40:
@@ -237,9 +236,9 @@ def _read(value: str, fmt: HintFormat, now: float | None) -> _Read | None:
         if number is None:
             return None
         if fmt is HintFormat.SECONDS:
-            return _wait(number)
+            return _finite(number)
         if fmt is HintFormat.MILLISECONDS:
-            return _wait(number / 1000.0)
+            return _finite(number / 1000.0)
         if fmt is HintFormat.EPOCH_SECONDS:
             return _until(number, now)
         if fmt is HintFormat.EPOCH_MILLISECONDS:
@@ -247,10 +246,6 @@ def _read(value: str, fmt: HintFormat, now: float | None) -> _Read | None:
     except Exception:
         return None
     return None
-
-
-def _wait_or_none(seconds: float | None) -> _Read | None:
-    return None if seconds is None else _Read(seconds)
 
 
 class CompiledHint(NamedTuple):
@@ -372,13 +367,13 @@ def read_hints(
         now = clock() if fmt in _ABSOLUTE else None
         best: Hint | None = None
         for raw in values:
-            read = _read(raw, fmt, now)
-            if read is None:
+            seconds = _read(raw, fmt, now)
+            if seconds is None:
                 continue
-            if read.past:
-                stale = stale or Hint(0.0, header, raw, read.seconds)
-            elif best is None or read.seconds > best.seconds:
-                best = Hint(read.seconds, header, raw)
+            if seconds < 0.0:  # a time already past: no wait, but worth saying
+                stale = stale or Hint(0.0, header, raw, -seconds if seconds < -1e-9 else 0.0)
+            elif best is None or seconds > best.seconds:
+                best = Hint(seconds, header, raw)
         if best is not None:
             return best
     return stale

@@ -362,18 +362,19 @@ class Engine:
                 say(Exhausted(rule.max_attempts))
             return _action(d, ActionKind.FAIL, retryable)
 
-        before = rule.retries_before_fallback
-        if wants_fallback and before and retryable and d.model_attempt <= before:
-            if say is not None:  # LiteLLM's "retries before fallback"
-                say(RetryBeforeFallback(before))
-        elif wants_fallback:
-            nxt = _next_model(rule.fallback, d.model) if d.can_fall_back else None
-            if nxt is not None:
-                return self._fall_back(d, nxt, retryable, say)
-            if say is not None:
-                say(NoFallback(retryable))
-            if not retryable:
-                return _action(d, ActionKind.FAIL, retryable)
+        if wants_fallback:
+            before = rule.retries_before_fallback
+            if before and retryable and d.model_attempt <= before:
+                if say is not None:  # LiteLLM's "retries before fallback"
+                    say(RetryBeforeFallback(before))
+            else:
+                nxt = _next_model(rule.fallback, d.model) if d.can_fall_back else None
+                if nxt is not None:
+                    return self._fall_back(d, nxt, retryable, say)
+                if say is not None:
+                    say(NoFallback(retryable))
+                if not retryable:
+                    return _action(d, ActionKind.FAIL, retryable)
 
         if not d.hint_read:
             d.hint = None

@@ -130,36 +130,29 @@ def _nested_codes(err: dict[str, Any], primary: str | None) -> tuple[str, ...]:
     ``errors[].reason``, Anthropic's ``details.error_code``, Azure's
     ``innererror.code`` (one level of ``innererror`` within it too)."""
     found: list[str] = []
-
-    def take(obj: object) -> None:
-        if not isinstance(obj, dict):
-            return
-        for key in _NESTED_CODE_KEYS:
-            value = _scalar(obj.get(key))
-            if value is not None and value != primary and value not in found:
-                found.append(value[:200])
-        violations = obj.get("violations")
-        if isinstance(violations, list):
-            for item in violations[:MAX_NESTED_ITEMS]:
-                take(item)
-
     for key in ("details", "errors"):
         nested = err.get(key)
-        if isinstance(nested, list):
-            for item in nested[:MAX_NESTED_ITEMS]:
-                take(item)
-        else:
-            take(nested)
+        for item in nested[:MAX_NESTED_ITEMS] if isinstance(nested, list) else (nested,):
+            _take_codes(item, primary, found)
     inner = err.get("innererror")
-    take(inner)
+    _take_codes(inner, primary, found)
     if isinstance(inner, dict):
-        take(inner.get("innererror"))
+        _take_codes(inner.get("innererror"), primary, found)
     return tuple(found[:MAX_NESTED_ITEMS])
 
 
-def _with_nested(raw: RawError, err: dict[str, Any]) -> RawError:
-    """``raw`` with the codes nested in its error object, and the object."""
-    return raw._replace(more_codes=_nested_codes(err, raw.code), source=err)
+def _take_codes(obj: object, primary: str | None, found: list[str]) -> None:
+    """The codes of one nested object (and of its ``violations``) into ``found``."""
+    if not isinstance(obj, dict):
+        return
+    for key in _NESTED_CODE_KEYS:
+        value = _scalar(obj.get(key))
+        if value is not None and value != primary and value not in found:
+            found.append(value[:200])
+    violations = obj.get("violations")
+    if isinstance(violations, list):
+        for item in violations[:MAX_NESTED_ITEMS]:
+            _take_codes(item, primary, found)
 
 
 def _redact_field(value: str | None) -> str | None:
@@ -190,13 +183,18 @@ def _from_object(err: dict[str, Any]) -> RawError:
         code = _google_reason(err) or code
     param = err.get("param")
     message = err.get("message")
-    raw = RawError(
+    code = code if type(code) is str and code else _scalar(code)
+    return RawError(
         _clip(message) if type(message) is str else _message(message),
         etype,
-        code if type(code) is str and code else _scalar(code),
+        code,
         param if isinstance(param, str) and param else None,
+        # (OpenAI's shape, the common case, nests nothing: no call for it)
+        _nested_codes(err, code)
+        if "details" in err or "errors" in err or "innererror" in err
+        else (),
+        err,
     )
-    return _with_nested(raw, err)
 
 
 def _from_json(data: object, success: bool) -> RawError | None:

@@ -315,9 +315,9 @@ class Index:
         status = response.status
         if error.code is not None and error.code in self.by_code:
             lists.append(self._for_status("code", error.code, status))
-        for nested in error.more_codes:  # codes nested in details: a handful at most
-            if nested in self.by_code:
-                lists.append(self._for_status("code", nested, status))
+        more = error.more_codes
+        if more:  # codes nested in details: a handful at most
+            lists += [self._for_status("code", c, status) for c in more if c in self.by_code]
         if error.type is not None and error.type in self.by_type:
             lists.append(self._for_status("type", error.type, status))
         if self.by_message:
