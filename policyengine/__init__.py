@@ -15,14 +15,16 @@ from ._engine import Engine
 from ._errors import GaveUp, PolicyError, Problem, StreamInterrupted
 from ._governor import Governor, TrafficKey
 from ._layers import ENV_VAR, default_policy_path
-from ._loading import load_policy
+from ._loading import load_policy, preset_names
 from ._model import (
     PLACEHOLDERS,
     Action,
     ActionDetails,
     ActionKind,
     Backoff,
+    Classification,
     Defaults,
+    Facts,
     HintFormat,
     Hints,
     HintSource,
@@ -49,11 +51,13 @@ __all__ = [
     "ActionKind",
     "Attempt",
     "Backoff",
+    "Classification",
     "Decision",
     "Defaults",
     "Driver",
     "ENV_VAR",
     "Engine",
+    "Facts",
     "GaveUp",
     "Governor",
     "HintFormat",
@@ -82,6 +86,7 @@ __all__ = [
     "load_policy",
     "overriding",
     "parse_retry_after",
+    "preset_names",
     "redact",
     "restarting",
     "transport_kind",

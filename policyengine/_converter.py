@@ -26,6 +26,8 @@ from ._model import (
     ActionKind,
     Amount,
     Attempts,
+    BodyPath,
+    Count,
     HintFormat,
     Jitter,
     KeyPart,
@@ -142,18 +144,65 @@ def template_fields(text: str) -> list[str]:
     return [part.field for part in parse_template(text) if part.field is not None]
 
 
+def template_problems(text: str) -> list[str]:
+    """Every problem of a remediation template, in order: unbalanced braces,
+    conversions and format specs, empty and unknown placeholders."""
+    problems: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if text.startswith("{{", i) or text.startswith("}}", i):
+            i += 2
+        elif char == "}":
+            problems.append(f"single '}}' at position {i}")
+            i += 1
+        elif char == "{":
+            end = text.find("}", i)
+            if end < 0:
+                problems.append(f"'{{' at position {i} is never closed")
+                break
+            field = text[i + 1 : end]
+            name = re.split(r"[!:{]", field, maxsplit=1)[0]
+            if not name:
+                problems.append(f"empty placeholder {{{field}}} at position {i}")
+            elif name != field:
+                problems.append(f"placeholder {{{name}}} takes no conversion or format spec")
+            elif name not in PLACEHOLDERS:
+                hint = suggest(name, sorted(PLACEHOLDERS))
+                problems.append(f"unknown placeholder {{{name}}}{hint}")
+            i = end + 1
+        else:
+            i += 1
+    return problems
+
+
 def _template(value: object, _: object = None) -> Template:
     text = _string(value)
-    try:
-        names = template_fields(text)
-    except ValueError as e:
-        raise _Invalid(f"bad template: {e} (write {{{{ and }}}} for literal braces)") from None
-    unknown = [n for n in names if n not in PLACEHOLDERS]
-    if unknown:
+    problems = template_problems(text)
+    if problems:
+        known = f"known: {', '.join(sorted(PLACEHOLDERS))}"
         raise _Invalid(
-            f"unknown placeholder {{{unknown[0]}}}; known: {', '.join(sorted(PLACEHOLDERS))}"
+            *(
+                f"{p}; {known}"
+                if p.startswith("unknown placeholder")
+                else f"bad template: {p} (write {{{{ and }}}} for literal braces)"
+                for p in problems
+            )
         )
     return Template(text)
+
+
+_BODY_PATH = re.compile(r"[A-Za-z0-9_@$-]{1,64}(?:\[\])?(?:\.[A-Za-z0-9_@$-]{1,64}(?:\[\])?){0,7}")
+
+
+def _body_path(value: object, _: object = None) -> BodyPath:
+    text = _string(value)
+    if text == "" or _BODY_PATH.fullmatch(text):
+        return BodyPath(text)
+    raise _Invalid(
+        "expected a path to a field of the error object: names joined by dots, [] after a "
+        f"name for any item of an array there (details[].retryDelay), got {show_value(value)}"
+    )
 
 
 def _method(value: object, _: object = None) -> Method:
@@ -258,10 +307,12 @@ def _make_converter() -> cattrs.Converter:
     c.register_structure_hook(Amount, lambda v, _: Amount(_number(v, 0.0, "a number >= 0")))
     c.register_structure_hook(Multiplier, lambda v, _: Multiplier(_number(v, 1.0, "a number >= 1")))
     c.register_structure_hook(Attempts, lambda v, _: Attempts(_whole(v, 1)))
+    c.register_structure_hook(Count, lambda v, _: Count(_whole(v, 0)))
     c.register_structure_hook(Name, _name)
     c.register_structure_hook(Pattern, _pattern)
     c.register_structure_hook(Template, _template)
     c.register_structure_hook(Method, _method)
+    c.register_structure_hook(BodyPath, _body_path)
     c.register_structure_hook(TransportKind, _transport)
     c.register_structure_hook(str, _string)
     c.register_structure_hook(bool, _bool)
@@ -307,7 +358,8 @@ def problems_of(
     elif isinstance(exc, KeyError):
         yield path, "required key is missing"
     elif isinstance(exc, _Invalid):
-        yield path, str(exc)
+        for message in exc.args:
+            yield path, str(message)
     elif isinstance(exc, AttributeError) and "items" in str(exc):
         yield path, "expected a table"
     elif isinstance(exc, TypeError) and "not iterable" in str(exc):

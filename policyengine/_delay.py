@@ -2,7 +2,9 @@
 
 Every function here returns a finite number >= 0 (or None for an unusable
 hint) for any input, including NaN, infinities, negative numbers, garbage
-text and absurd dates.
+text and far-off dates. A wait of any length is a wait (``hint_max`` and
+``on_long_hint`` decide what to do with a long one); it is only clamped to
+``MAX_WAIT_SECONDS`` so that it stays a finite number.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._headers import HeaderConditions, compile_headers, headers_hold
 from ._model import HintFormat, HintSource, Jitter
 
 __all__ = [
+    "MAX_WAIT_SECONDS",
     "MESSAGE",
     "BackoffDelay",
     "CompiledHint",
@@ -27,11 +30,13 @@ __all__ = [
     "parse_duration",
     "parse_hint",
     "parse_retry_after",
+    "body_values",
     "read_hints",
 ]
 
-#: Hints are never longer than this (a year) once parsed; beyond it a value is garbage.
-MAX_HINT_SECONDS = 365 * 24 * 3600.0
+#: A wait hint longer than this (ten years) is clamped to it: still a wait, and
+#: far longer than any ``hint_max``, but a finite number to add and compare.
+MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600.0
 
 
 class BackoffDelay(NamedTuple):
@@ -83,8 +88,10 @@ def compute_backoff(
 
 
 def _finite(seconds: float) -> float | None:
-    if math.isfinite(seconds) and 0.0 <= seconds <= MAX_HINT_SECONDS:
+    if 0.0 <= seconds <= MAX_WAIT_SECONDS:  # (NaN fails both comparisons)
         return seconds
+    if seconds > MAX_WAIT_SECONDS and math.isfinite(seconds):
+        return MAX_WAIT_SECONDS  # a wait of any length is a wait
     return None
 
 
@@ -106,13 +113,25 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
     (``Sun, 06 Nov 1994 08:49:37 GMT``), RFC 850 (``Sunday, 06-Nov-94 08:49:37 GMT``)
     and asctime (``Sun Nov  6 08:49:37 1994``). A date is measured from ``now``
     (Unix time; default ``time.time()``). Negative, NaN, garbage and past
-    values give None, as does anything above a year. Never raises.
+    values give None; a wait of any length is a wait, clamped to
+    ``MAX_WAIT_SECONDS``. Never raises.
 
     >>> parse_retry_after("2")
     2.0
     >>> parse_retry_after("soon") is None
     True
     """
+    found = _retry_after(value, now)
+    return found if found is not None and found >= 0.0 else None
+
+
+# The readers below give seconds to wait (>= 0), None for garbage, or, for an
+# absolute time that is not ahead of now, minus how long ago it was: negative
+# (never -0.0: a time exactly now is the smallest negative number), so that
+# read_hints can say "in the past" without a tuple per value on the hot path.
+
+
+def _retry_after(value: str | bytes | None, now: float | None) -> float | None:
     try:
         if value is None:
             return None
@@ -140,12 +159,20 @@ def parse_retry_after(value: str | bytes | None, now: float | None = None) -> fl
         return None
 
 
+#: How ``_until`` reads a time exactly now: past, by the least amount there is.
+_JUST_PAST = -5e-324
+
+
 def _until(when: float, now: float | None) -> float | None:
+    """The wait until the absolute time ``when``; a time not ahead of ``now``
+    is minus how long ago it was (see above)."""
     current = time.time() if now is None else now
-    if not math.isfinite(current):
-        return None
     delta = when - current
-    return _finite(delta) if delta > 0 else None
+    if not math.isfinite(delta):
+        return None
+    if delta > 0:
+        return min(delta, MAX_WAIT_SECONDS)
+    return max(-MAX_WAIT_SECONDS, min(delta, _JUST_PAST))
 
 
 _DURATION_PART = re.compile(r"([0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})(ns|us|µs|μs|ms|s|m|h)")
@@ -183,10 +210,16 @@ def parse_duration(value: str) -> float | None:
 
 def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float | None:
     """Seconds to wait according to one header value in format ``fmt``; None when
-    unusable (garbage, negative, NaN, in the past, above a year). Never raises."""
+    unusable (garbage, negative, NaN, in the past). A wait of any length is a
+    wait, clamped to ``MAX_WAIT_SECONDS``. Never raises."""
+    found = _read(value, fmt, now)
+    return found if found is not None and found >= 0.0 else None
+
+
+def _read(value: str, fmt: HintFormat, now: float | None) -> float | None:
     try:
         if fmt is HintFormat.RETRY_AFTER:
-            return parse_retry_after(value, now)
+            return _retry_after(value, now)
         if fmt is HintFormat.DURATION:
             return parse_duration(value)
         if fmt is HintFormat.RFC3339:
@@ -219,22 +252,63 @@ class CompiledHint(NamedTuple):
     """A hint source of the policy, compiled when the engine is built."""
 
     header: str
-    """The lower-cased header name, or "" for a source that reads the message."""
+    """The lower-cased header name, or "" for a source that reads the message
+    or the body."""
     pattern: re.Pattern[str] | None
     """The regular expression searched in the error message, or None."""
     format: HintFormat
     conditions: HeaderConditions
     """Other headers that must hold for this source to count."""
+    path: tuple[tuple[str, bool], ...] = ()
+    """For a field of the error object: each name, and whether an array's
+    items are looked in there (``[]``); () for other sources."""
+    where: str = ""
+    """How an explanation names a body field: ``body details[].retryDelay``."""
 
     @classmethod
     def of(cls, source: HintSource) -> CompiledHint:
         """Compile a policy's ``HintSource``."""
+        path = tuple(
+            (part.removesuffix("[]"), part.endswith("[]"))
+            for part in source.body.split(".")
+            if source.body
+        )
         return cls(
             source.header.strip().lower(),
             re.compile(source.message) if source.message is not None else None,
             source.format,
             compile_headers(source.when),
+            path,
+            f"body {source.body}" if source.body else "",
         )
+
+
+def body_values(
+    obj: Mapping[str, object] | None, path: tuple[tuple[str, bool], ...]
+) -> tuple[str, ...]:
+    """The values at ``path`` in an error object, as text (numbers as
+    written), at most ``MAX_BODY_VALUES``; () when there are none."""
+    found: list[object] = [obj]
+    for name, each in path:
+        step: list[object] = []
+        for node in found:
+            value = node.get(name) if isinstance(node, dict) else None
+            if each and isinstance(value, list):
+                step.extend(value[:MAX_BODY_VALUES])
+            elif value is not None and not each:
+                step.append(value)
+        found = step[:MAX_BODY_VALUES]
+    out = []
+    for value in found:
+        if isinstance(value, str):
+            out.append(value[:64])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(repr(value) if isinstance(value, float) else str(value))
+    return tuple(out)
+
+
+#: Values of one body path looked at (items of the arrays on the way too).
+MAX_BODY_VALUES = 16
 
 
 class Hint(NamedTuple):
@@ -245,6 +319,8 @@ class Hint(NamedTuple):
     """The header it came from, or ``MESSAGE`` for the error message."""
     raw: str
     """The value as the server wrote it."""
+    past: float | None = None
+    """For a time already past (no wait): how many seconds ago it was."""
 
 
 #: ``Hint.where`` of a wait read from the error message.
@@ -256,6 +332,7 @@ def read_hints(
     sources: Sequence[CompiledHint],
     clock: Callable[[], float],
     message: str = "",
+    body: Mapping[str, object] | None = None,
 ) -> Hint | None:
     """The first usable wait hint, or None.
 
@@ -265,17 +342,24 @@ def read_hints(
             when its conditions hold.
         clock: The current Unix time, asked only for absolute formats.
         message: The error message, for sources that read it.
+        body: The error object of the body, for sources that read a field of it.
 
     A header sent more than once counts with its longest usable value, so a
-    duplicate can never shorten the wait.
+    duplicate can never shorten the wait. When no source gives a wait but one
+    states a time already past, that one comes back with ``past`` set (it is
+    no wait: the backoff applies, and the explanation says why).
     """
-    for header, pattern, fmt, conditions in sources:
+    stale: Hint | None = None
+    for header, pattern, fmt, conditions, path, where in sources:
         if pattern is not None:
             found = pattern.search(message) if message else None
             values: tuple[str, ...] | None = (
                 (found.group(1) if pattern.groups else found.group(0),) if found else None
             )
             header = MESSAGE
+        elif path:
+            values = body_values(body, path) if body is not None else None
+            header = where
         else:
             values = headers.get(header)
         if not values or (conditions and not headers_hold(headers, conditions)):
@@ -283,12 +367,16 @@ def read_hints(
         now = clock() if fmt in _ABSOLUTE else None
         best: Hint | None = None
         for raw in values:
-            seconds = parse_hint(raw, fmt, now)
-            if seconds is not None and (best is None or seconds > best.seconds):
+            seconds = _read(raw, fmt, now)
+            if seconds is None:
+                continue
+            if seconds < 0.0:  # a time already past: no wait, but worth saying
+                stale = stale or Hint(0.0, header, raw, -seconds if seconds < -1e-9 else 0.0)
+            elif best is None or seconds > best.seconds:
                 best = Hint(seconds, header, raw)
         if best is not None:
             return best
-    return None
+    return stale
 
 
 _ABSOLUTE = frozenset(

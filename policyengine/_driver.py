@@ -238,7 +238,12 @@ class _Call(Generic[T]):
         return self.clock.elapsed()
 
     def attempt(self) -> Attempt:
-        return Attempt(len(self.history) + 1, self.model, self.elapsed())
+        on_model = 1
+        for decision in reversed(self.history):  # this model's attempts so far
+            if decision.attempt.model != self.model:
+                break
+            on_model += 1
+        return Attempt(len(self.history) + 1, self.model, self.elapsed(), on_model)
 
     # --- the governor ------------------------------------------------------------
 
@@ -708,6 +713,7 @@ class Driver:
             model=attempt.model,
             method=method,
             fallback=fallback,
+            model_attempt=attempt.model_attempt,
         )
         limits = (Override.of(override) or Override()).merge(current_override())
         if mode is not None and mode.max_attempts is not None:

@@ -10,6 +10,7 @@ import tomli_w
 
 from ._model import (
     ActionKind,
+    Handling,
     HintFormat,
     Jitter,
     KeyPart,
@@ -19,6 +20,7 @@ from ._model import (
     Policy,
     Rule,
     StatusRange,
+    follows_action,
 )
 
 __all__ = ["dump_policy", "policy_to_dict"]
@@ -52,26 +54,40 @@ def _compact(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in defaults or defaults[k] != v}
 
 
+_OUTCOME = tuple(f.name for f in attrs.fields(Handling))
+
+
+def _outcome(value: Handling, base: Handling) -> dict[str, Any]:
+    """The outcome keys of ``value`` that loading must be told to get it
+    from ``base`` (``backoff`` key by key; ``retryable`` when the action
+    given would not imply it)."""
+    data, inherited = _unstructure(value), _unstructure(base)
+    out = {k: data[k] for k in _OUTCOME if k != "retryable" and data[k] != inherited[k]}
+    if "backoff" in out:
+        out["backoff"] = _compact(out["backoff"], inherited["backoff"])
+    told = "action" in out and value.action is not ActionKind.FALLBACK
+    implied = follows_action(value) if told else base.retryable
+    if value.retryable != implied:
+        out["retryable"] = value.retryable
+    return out
+
+
 def policy_to_dict(policy: Policy) -> dict[str, Any]:
     """The policy as a TOML-ready dict that loads back to an equal policy
-    (``inherit = false``; rule keys equal to the defaults are left out)."""
-    defaults = _unstructure(policy.defaults)
+    (``inherit = false``; a key equal to what it would inherit is left out)."""
+    defaults = policy.defaults
     empty_rule = _unstructure(Rule(id=Name("x")))
     rules = []
     for rule in policy.rules:
         # The rule's own keys first, then its outcome, as people write them.
         data = _unstructure(rule)
-        data = {k: data.pop(k) for k in ("id", "description", "enabled", "match")} | data
+        data = {k: data[k] for k in ("id", "description", "enabled", "match", "classification")}
         data["match"] = _compact(data["match"], _unstructure(Match()))
         if not data["match"]:
             del data["match"]
-        if data.get("backoff") == defaults["backoff"]:
-            del data["backoff"]
-        data = {
-            k: v
-            for k, v in data.items()
-            if k in ("id", "match", "backoff") or k not in defaults or defaults[k] != v
-        }
+        if data["classification"] == defaults.classification:
+            del data["classification"]
+        data |= _outcome(rule, policy.handling_of(rule.classification))
         if data.get("enabled") is True:
             del data["enabled"]
         if data.get("description") == empty_rule["description"]:
@@ -80,10 +96,20 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
     out: dict[str, Any] = {"inherit": False}
     if policy.description:
         out["description"] = policy.description
-    out["defaults"] = defaults
+    # [defaults] whole, as the reference lists it; retryable when it is not the action's.
+    out["defaults"] = {"classification": defaults.classification} | {
+        k: v
+        for k, v in _unstructure(defaults).items()
+        if k != "retryable" or defaults.retryable != follows_action(defaults)
+    }
+    if policy.classifications:
+        out["classifications"] = {
+            name: ({"description": c.description} if c.description else {}) | _outcome(c, defaults)
+            for name, c in policy.classifications.items()
+        }
     out["hints"] = hints = _unstructure(policy.hints)
     for source in hints["sources"]:
-        for key in ("when", "header"):
+        for key in ("when", "header", "body"):
             if not source[key]:
                 del source[key]
     out["governor"] = _unstructure(policy.governor)

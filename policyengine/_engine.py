@@ -28,6 +28,7 @@ from ._explain import (
     Exhausted,
     FellBack,
     HintHonoured,
+    HintInPast,
     HintRead,
     Listener,
     LongHintClamped,
@@ -37,6 +38,7 @@ from ._explain import (
     NoFallback,
     NotRetryable,
     PastDeadline,
+    RetryBeforeFallback,
     ServerSaidRetry,
     Succeeded,
     Trace,
@@ -182,6 +184,7 @@ class Engine:
         model: str | None = None,
         method: str | None = None,
         fallback: bool = True,
+        model_attempt: int | None = None,
     ) -> Action:
         """Decide what to do about one response or network failure.
 
@@ -201,6 +204,8 @@ class Engine:
             fallback: False when the caller cannot switch models (its request
                 names none): rules decide as if their fallback chain were
                 used up, so a retryable error is retried on the same model.
+            model_attempt: Attempts made on this ``model`` so far, this one
+                included (default: ``attempt``), for ``retries_before_fallback``.
 
         Returns:
             The action. Never raises: input it cannot read gives a ``fail``
@@ -213,8 +218,12 @@ class Engine:
                 # A plain success, unless an error object hides in the body.
                 if fast is not None and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0:
                     return fast
-                return self._evaluate_response(response, attempt, elapsed, model, method, fallback)
-            return self._evaluate_other(response, attempt, elapsed, model, method, fallback)
+                return self._evaluate_response(
+                    response, attempt, elapsed, model, method, fallback, model_attempt
+                )
+            return self._evaluate_other(
+                response, attempt, elapsed, model, method, fallback, model_attempt
+            )
         except Exception as exc:  # a bug of ours must not become the caller's crash
             return self._broken(exc, model, method)
 
@@ -226,12 +235,17 @@ class Engine:
         model: str | None,
         method: str | None,
         fallback: bool,
+        model_attempt: int | None = None,
     ) -> Action:
         response = coerce_response(obj)
         if response is not None:
-            return self._evaluate_response(response, attempt, elapsed, model, method, fallback)
+            return self._evaluate_response(
+                response, attempt, elapsed, model, method, fallback, model_attempt
+            )
         if isinstance(obj, BaseException):
-            return self._evaluate_failure(obj, attempt, elapsed, model, method, fallback)
+            return self._evaluate_failure(
+                obj, attempt, elapsed, model, method, fallback, model_attempt
+            )
         return _unreadable(
             f"cannot read a {type(obj).__name__}: expected a response with a status "
             "(or a network exception)"
@@ -245,6 +259,7 @@ class Engine:
         model: str | None,
         method: str | None,
         fallback: bool,
+        model_attempt: int | None = None,
     ) -> Action:
         if type(r.status) is not int:
             try:
@@ -269,6 +284,7 @@ class Engine:
             _elapsed(elapsed),
             model,
             fallback,
+            None if model_attempt is None else _attempt(model_attempt),
         )
         return self._decide(trace, None)
 
@@ -280,6 +296,7 @@ class Engine:
         model: str | None,
         method: str | None,
         fallback: bool,
+        model_attempt: int | None = None,
     ) -> Action:
         kind = transport_kind(exc)
         if kind is None:
@@ -307,6 +324,7 @@ class Engine:
             _elapsed(elapsed),
             model,
             fallback,
+            None if model_attempt is None else _attempt(model_attempt),
         )
         return self._decide(trace, None)
 
@@ -345,22 +363,31 @@ class Engine:
             return _action(d, ActionKind.FAIL, retryable)
 
         if wants_fallback:
-            nxt = _next_model(rule.fallback, d.model) if d.can_fall_back else None
-            if nxt is not None:
-                return self._fall_back(d, nxt, retryable, say)
-            if say is not None:
-                say(NoFallback(retryable))
-            if not retryable:
-                return _action(d, ActionKind.FAIL, retryable)
+            before = rule.retries_before_fallback
+            if before and retryable and d.model_attempt <= before:
+                if say is not None:  # LiteLLM's "retries before fallback"
+                    say(RetryBeforeFallback(before))
+            else:
+                nxt = _next_model(rule.fallback, d.model) if d.can_fall_back else None
+                if nxt is not None:
+                    return self._fall_back(d, nxt, retryable, say)
+                if say is not None:
+                    say(NoFallback(retryable))
+                if not retryable:
+                    return _action(d, ActionKind.FAIL, retryable)
 
         if not d.hint_read:
             d.hint = None
             if r is not None and rule.use_hints and self._hints:
-                message = d.raw.message if d.raw is not None else ""
-                d.hint = read_hints(r.headers, self._hints, self.clock, message)
-        if d.hint is None:
+                raw = d.raw
+                message, body = (raw.message, raw.source) if raw is not None else ("", None)
+                d.hint = read_hints(r.headers, self._hints, self.clock, message, body)
+        hint = d.hint
+        if hint is None or hint.past is not None:
+            if hint is not None and say is not None:
+                say(HintInPast(hint))
             return self._retry(d, self._backoff(d, say), retryable, "backoff", say)
-        return self._wait_as_asked(d, d.hint, retryable, say)
+        return self._wait_as_asked(d, hint, retryable, say)
 
     def _wait_as_asked(self, d: Trace, hint: Hint, retryable: bool, say: Listener) -> Action:
         """Retry after the server's wait, or, when it is longer than

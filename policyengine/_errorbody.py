@@ -20,6 +20,7 @@ from ._text import clip
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
+    "MAX_NESTED_ITEMS",
     "MAX_PARSE_BYTES",
     "RawError",
     "event_error",
@@ -107,6 +108,53 @@ class RawError(NamedTuple):
     type: str | None
     code: str | None
     param: str | None
+    more_codes: tuple[str, ...] = ()
+    """Codes nested in the error object (``_nested_codes``), ``code`` excluded."""
+    source: dict[str, Any] | None = None
+    """The error object itself, for body wait hints (``[[hints.sources]] body``)."""
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Every code the error carries: ``code`` first, then the nested ones."""
+        return self.more_codes if self.code is None else (self.code, *self.more_codes)
+
+
+#: Nested items looked at per array (details, errors, violations): a bound.
+MAX_NESTED_ITEMS = 16
+#: Keys that hold a machine-readable code in a nested object.
+_NESTED_CODE_KEYS = ("reason", "error_code", "code", "quotaId")
+
+
+def _nested_codes(err: dict[str, Any], primary: str | None) -> tuple[str, ...]:
+    """The codes an error object carries below its top level, in order, each
+    once: Google's ``details[].reason`` (``ErrorInfo``) and
+    ``details[].violations[].quotaId`` (``QuotaFailure``), the legacy
+    ``errors[].reason``, Anthropic's ``details.error_code``, Azure's
+    ``innererror.code`` (one level of ``innererror`` within it too)."""
+    found: list[str] = []
+    for key in ("details", "errors"):
+        nested = err.get(key)
+        for item in nested[:MAX_NESTED_ITEMS] if isinstance(nested, list) else (nested,):
+            _take_codes(item, primary, found)
+    inner = err.get("innererror")
+    _take_codes(inner, primary, found)
+    if isinstance(inner, dict):
+        _take_codes(inner.get("innererror"), primary, found)
+    return tuple(found[:MAX_NESTED_ITEMS])
+
+
+def _take_codes(obj: object, primary: str | None, found: list[str]) -> None:
+    """The codes of one nested object (and of its ``violations``) into ``found``."""
+    if not isinstance(obj, dict):
+        return
+    for key in _NESTED_CODE_KEYS:
+        value = _scalar(obj.get(key))
+        if value is not None and value != primary and value not in found:
+            found.append(value[:200])
+    violations = obj.get("violations")
+    if isinstance(violations, list):
+        for item in violations[:MAX_NESTED_ITEMS]:
+            _take_codes(item, primary, found)
 
 
 def _redact_field(value: str | None) -> str | None:
@@ -121,6 +169,7 @@ def to_error(raw: RawError) -> ParsedError:
         type=_redact_field(raw.type),
         code=_redact_field(raw.code),
         param=_redact_field(raw.param),
+        nested_codes=tuple(redact(c) for c in raw.more_codes),
     )
 
 
@@ -136,11 +185,17 @@ def _from_object(err: dict[str, Any]) -> RawError:
         code = _google_reason(err) or code
     param = err.get("param")
     message = err.get("message")
+    code = code if type(code) is str and code else _scalar(code)
     return RawError(
         _clip(message) if type(message) is str else _message(message),
         etype,
-        code if type(code) is str and code else _scalar(code),
+        code,
         param if isinstance(param, str) and param else None,
+        # (OpenAI's shape, the common case, nests nothing: no call for it)
+        _nested_codes(err, code)
+        if "details" in err or "errors" in err or "innererror" in err
+        else (),
+        err,
     )
 
 

@@ -17,7 +17,7 @@ from ._delay import MESSAGE, BackoffDelay, Hint
 from ._errorbody import RawError, to_error
 from ._facts import extract_amounts, extract_model
 from ._matching import CompiledRule
-from ._model import ParsedError, Response
+from ._model import Facts, ParsedError, Response
 from ._text import clip, plural, seconds
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Exhausted",
     "FellBack",
     "HintHonoured",
+    "HintInPast",
     "HintRead",
     "Listener",
     "LongHintFailed",
@@ -36,6 +37,7 @@ __all__ = [
     "NoFallback",
     "NotRetryable",
     "PastDeadline",
+    "RetryBeforeFallback",
     "ServerSaidRetry",
     "Succeeded",
     "Trace",
@@ -100,6 +102,16 @@ class HintRead(NamedTuple):
         hint = self.hint
         where = "in the error message" if hint.where == MESSAGE else hint.where
         return f"server hint {where}: {hint.raw.strip()!r} = {seconds(hint.seconds)}s"
+
+
+class HintInPast(NamedTuple):
+    hint: Hint
+
+    def say(self, t: Trace) -> str:
+        hint = self.hint
+        where = "in the error message" if hint.where == MESSAGE else hint.where
+        ago = seconds(hint.past or 0.0)
+        return f"server hint {where}: {hint.raw.strip()!r} is {ago}s in the past: no wait"
 
 
 class HintHonoured(NamedTuple):
@@ -171,6 +183,16 @@ class FellBack(NamedTuple):
         return f"fallback: next model {self.model!r}"
 
 
+class RetryBeforeFallback(NamedTuple):
+    retries: int
+
+    def say(self, t: Trace) -> str:
+        return (
+            f"retrying the same model before falling back: attempt {t.model_attempt} on it, "
+            f"retries_before_fallback = {self.retries}"
+        )
+
+
 class NoFallback(NamedTuple):
     retryable: bool
     """Still retried on the same model."""
@@ -198,6 +220,7 @@ Event = (
     | Exhausted
     | BackedOff
     | HintRead
+    | HintInPast
     | HintHonoured
     | LongHintClamped
     | LongHintFellBack
@@ -205,6 +228,7 @@ Event = (
     | LongHintFailed
     | PastDeadline
     | FellBack
+    | RetryBeforeFallback
     | NoFallback
 )
 
@@ -231,6 +255,7 @@ class Trace:
 
     __slots__ = (
         "_error",
+        "_facts",
         "_reasons",
         "_remediation",
         "attempt",
@@ -244,6 +269,7 @@ class Trace:
         "fallback",
         "hint",
         "model",
+        "model_attempt",
         "raw",
         "replay",
         "response",
@@ -262,6 +288,7 @@ class Trace:
         elapsed: float,
         model: str | None,
         can_fall_back: bool = True,
+        model_attempt: int | None = None,
     ) -> None:
         self.replay = replay
         self.compiled = compiled
@@ -273,6 +300,7 @@ class Trace:
         self.elapsed = elapsed
         self.model = model
         self.can_fall_back = can_fall_back
+        self.model_attempt = attempt if model_attempt is None else model_attempt
         # Drawn while deciding, reused by a replay: the wait hint (read with
         # the clock) and the jittered backoff (drawn from the random source).
         self.hint: Hint | None = _NOT_READ
@@ -282,6 +310,7 @@ class Trace:
         self.delay_source = "none"
         self.fallback: str | None = None
         self._error: ParsedError | None = None
+        self._facts: Facts | None = None
         self._reasons: tuple[str, ...] | None = None
         self._remediation: str | None = None
 
@@ -291,8 +320,10 @@ class Trace:
         return self.hint is not _NOT_READ
 
     def server_hint(self) -> Hint | None:
-        """The wait hint the decision read, or None."""
-        return self.hint if self.hint is not _NOT_READ else None
+        """The wait the server asked for, as the decision read it, or None
+        (none read, or a time already past)."""
+        hint = self.hint
+        return hint if hint is not _NOT_READ and hint is not None and hint.past is None else None
 
     # --- ActionDetails ---------------------------------------------------------
 
@@ -301,6 +332,29 @@ class Trace:
         if self._error is None and self.raw is not None:
             self._error = to_error(self.raw)
         return self._error
+
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            error = self.error
+            limit = requested = model = None
+            if error is not None:
+                amounts = extract_amounts(error.message)
+                limit = int(amounts.limit) if amounts.limit is not None else None
+                requested = int(amounts.requested) if amounts.requested is not None else None
+                model = extract_model(error.message)
+            hint = self.server_hint()
+            where = None
+            if hint is not None:
+                where = "the error message" if hint.where == MESSAGE else hint.where
+            self._facts = Facts(
+                limit=limit,
+                requested=requested,
+                model=model,
+                server_wait=hint.seconds if hint is not None else None,
+                server_wait_source=where,
+            )
+        return self._facts
 
     @property
     def remediation(self) -> str:
@@ -332,10 +386,9 @@ class Trace:
         elif name == "message":
             value = error.message if error is not None else None
         elif name == "model":
-            value = self.model or (extract_model(error.message) if error is not None else None)
+            value = self.model or self.facts.model
         elif name in ("limit", "requested"):
-            if error is not None:
-                value = getattr(extract_amounts(error.message), name)
+            value = getattr(self.facts, name)
         elif name == "retry_after":
             hint = self.server_hint()
             value = seconds(hint.seconds) if hint is not None else None
@@ -363,14 +416,22 @@ class Trace:
         if error is not None:
             if error.code is not None:
                 seen.append(f"code {error.code!r}")
+            nested = error.nested_codes
+            if nested:
+                seen.append(
+                    "nested code" + "s" * (len(nested) > 1) + " " + "/".join(map(repr, nested))
+                )
             if error.type is not None:
                 seen.append(f"type {error.type!r}")
             if error.message:
                 seen.append(f"message {clip(error.message, QUOTED_MESSAGE_CHARS)!r}")
         if self.transport is not None:
             seen.append(f"{self.transport} ({self.exc_name})" if self.exc_name else self.transport)
+        codes = self.compiled.codes
         observed = {
-            "code": error.code if error else None,
+            "code": next((c for c in (error.code, *error.nested_codes) if c in codes), error.code)
+            if error
+            else None,
             "type": error.type if error else None,
             "method": r.method if r else None,
             "transport": self.transport,

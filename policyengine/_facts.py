@@ -19,6 +19,7 @@ _LIMIT = (
     re.compile(r"maximum context length is (\d{1,12})", re.IGNORECASE),
     re.compile(r"(\d{1,12}) maximum\b", re.IGNORECASE),
     re.compile(r"maximum number of tokens allowed \((\d{1,12})\)", re.IGNORECASE),
+    re.compile(r"token limit\s*:\s*(\d{1,12})", re.IGNORECASE),
     re.compile(r"\blimit(?: of| is|:)? (\d{1,12})", re.IGNORECASE),
 )
 _REQUESTED = (

@@ -35,7 +35,16 @@ Layer = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 """A layer: a path to a TOML file, or a mapping of the same shape."""
 
 #: The keys of a policy document, in the order problems are reported.
-TOP_KEYS = ("inherit", "description", "defaults", "hints", "governor", "rules", "tests")
+TOP_KEYS = (
+    "inherit",
+    "description",
+    "defaults",
+    "classifications",
+    "hints",
+    "governor",
+    "rules",
+    "tests",
+)
 
 
 def default_policy_path() -> Path:
@@ -166,7 +175,9 @@ class Merge:
                 self._merge_list(file, key, value, "id")
             elif key == "tests":
                 self._merge_list(file, key, value, "name")
-            elif key in ("defaults", "hints", "governor") and isinstance(value, dict):
+            elif key in ("defaults", "classifications", "hints", "governor") and isinstance(
+                value, dict
+            ):
                 self._merge_table(file, (key,), value)
             else:
                 self.forget((key,))
@@ -233,6 +244,18 @@ class Merge:
             seen[ident] = local_index
             if ident in positions:  # an override of an item a lower layer defined
                 self._override_item(file, (key, positions[ident]), (key, local_index), item)
+            elif key == "rules" and "match" not in item and len(self.sources) > 1:
+                # Over other layers a rule without a match changes a rule by id:
+                # a misspelled id would otherwise add a new catch-all rule.
+                hint = suggest(ident, [str(p) for p in positions])
+                self.problems.append(
+                    Problem(
+                        file,
+                        format_path((*local, id_key)),
+                        f"no rule {ident!r} in the layers beneath to change{hint}; to add a "
+                        "new rule, give it a match (match = {} for a catch-all)",
+                    )
+                )
             else:
                 added.append((local_index, dict(item)))
         if added:

@@ -9,27 +9,105 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
 from ._converter import converter, problems_of
 from ._errors import PolicyError, Problem
-from ._keypath import KeyPath, format_path, kind_of, show_value
+from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
 from ._layers import TOP_KEYS, Layer, Merge, default_policy_path, env_files, read_file
-from ._model import Defaults, Governor, Handling, Hints, Policy, PolicyTest, Rule
+from ._model import (
+    ActionKind,
+    Classification,
+    Defaults,
+    Expect,
+    Governor,
+    Handling,
+    Hints,
+    Name,
+    Policy,
+    PolicyTest,
+    Rule,
+    TestResponse,
+)
 
-__all__ = ["load_policy", "policy_from_dicts"]
+__all__ = [
+    "PRESET_PREFIX",
+    "Partial",
+    "load_partial",
+    "load_policy",
+    "policy_from_dicts",
+    "preset_names",
+    "preset_path",
+]
+
+#: A layer named ``preset:NAME`` is the bundled provider preset NAME.
+PRESET_PREFIX = "preset:"
+
+
+def _presets_dir() -> Path:
+    return default_policy_path().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    """The names of the bundled provider presets (``load_policy("preset:NAME")``)."""
+    return sorted(p.stem for p in _presets_dir().glob("*.toml"))
+
+
+#: Parsed bundled files (the default, the presets) by path, size and mtime: they
+#: are read-only documents (merging copies what it takes), so loading again in
+#: the same process skips the TOML parse, about half of a load.
+_BUNDLED: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
+    if path.parent not in (default_policy_path().parent, _presets_dir()):
+        return read_file(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return read_file(path)
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    found = _BUNDLED.get(key)
+    if found is None:
+        data, problems = read_file(path)
+        if data is None or problems:
+            return data, problems
+        _BUNDLED[key] = found = data
+    return found, []
+
+
+def _presets_joined(parts: list[str]) -> list[str]:
+    """``$POLICYENGINE_POLICY`` split on ``:`` cuts ``preset:NAME`` in two: join it."""
+    out: list[str] = []
+    for part in parts:
+        if out and out[-1] == PRESET_PREFIX[:-1] and os.pathsep == ":":
+            out[-1] = PRESET_PREFIX + part
+        else:
+            out.append(part)
+    return out
+
+
+def preset_path(name: str) -> Path | None:
+    """The file of the bundled preset ``name``, or None if there is none."""
+    return _presets_dir() / f"{name}.toml" if name in preset_names() else None
+
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Handling)
 
 _HANDLING_FIELDS = tuple(f.name for f in attrs.fields(Handling))
+_BACKOFF_FIELDS = ("initial", "multiplier", "max_delay", "jitter")
 
 
 @attrs.define
 class _Build:
     merge: Merge
     problems: list[Problem] = attrs.Factory(list)
+    inherited: dict[KeyPath, KeyPath] = attrs.Factory(dict)
+    broken: set[str] = attrs.Factory(set)
+    """The ids of the rules that did not load (a disabled stand-in keeps their place)."""
 
     def problem(self, path: KeyPath, message: str) -> None:
         for n in range(len(path), -1, -1):
@@ -60,21 +138,111 @@ class _Build:
         value = self.merge.doc.get(key, [])
         return value if isinstance(value, list) else []
 
-    def rule(self, index: int, raw: dict[str, Any], defaults: Defaults) -> Rule | None:
+    def handling(
+        self, raw: dict[str, Any], base: Handling, cls: type[H], path: KeyPath
+    ) -> H | None:
+        """``raw`` structured as ``cls``, each outcome key it does not set
+        taken from ``base`` (``backoff`` key by key); ``retryable`` follows an
+        ``action`` given here (but ``fallback``) unless given here too."""
         data = dict(raw)
         if isinstance(data.get("backoff"), dict):
-            data["backoff"] = {**converter.unstructure(defaults.backoff), **data["backoff"]}
-        rule = self.structure(data, Rule, ("rules", index))
-        if rule is None:
+            data["backoff"] = {**converter.unstructure(base.backoff), **data["backoff"]}
+        value = self.structure(data, cls, path)
+        if value is None:
             return None
-        inherited = {f: getattr(defaults, f) for f in _HANDLING_FIELDS if f not in raw}
+        inherited = {f: getattr(base, f) for f in _HANDLING_FIELDS if f not in raw}
+        if "action" in raw and value.action is not ActionKind.FALLBACK:
+            inherited.pop("retryable", None)  # it follows the action given here
         if inherited:
-            rule = attrs.evolve(rule, **inherited)
+            value = attrs.evolve(value, **inherited)
+        self.contradiction(value, raw, path)
+        return value
+
+    def contradiction(self, value: Handling, raw: dict[str, Any], path: KeyPath) -> None:
+        """A problem for an ``action`` and ``retryable`` that say opposite
+        things, reported where one of them is written."""
+        if "retryable" not in raw and "action" not in raw:
+            return  # inherited whole: reported where they were written
+        at = (*path, "retryable" if "retryable" in raw else "action")
+        if value.action is ActionKind.RETRY and not value.retryable:
+            self.problem(
+                at,
+                "action = 'retry' with retryable = false never retries: drop retryable "
+                "(it follows the action), or say action = 'fail'",
+            )
+        elif value.action is ActionKind.SUCCEED and value.retryable:
+            self.problem(
+                at,
+                "action = 'succeed' with retryable = true: a success is no error to retry; "
+                "drop retryable",
+            )
+
+    def classifications(self, defaults: Defaults) -> dict[str, Classification]:
+        out: dict[str, Classification] = {}
+        for name, raw in self.table("classifications").items():
+            path = ("classifications", name)
+            if self.structure(name, Name, path) is None:
+                continue
+            if not isinstance(raw, dict):
+                self.problem(path, f"expected a table, got {kind_of(raw)}")
+                continue
+            found = self.handling(raw, defaults, Classification, path)
+            if found is not None:
+                out[name] = found
+        return out
+
+    def rule(
+        self,
+        index: int,
+        raw: dict[str, Any],
+        defaults: Defaults,
+        classifications: Mapping[str, Classification],
+    ) -> Rule | None:
+        name = raw.get("classification", defaults.classification)
+        base = classifications.get(name, defaults) if isinstance(name, str) else defaults
+        rule = self.handling(raw, base, Rule, ("rules", index))
+        if rule is not None and "classification" not in raw:
+            rule = attrs.evolve(rule, classification=defaults.classification)
+        if rule is not None:
+            self.note_inherited(index, raw, rule.classification)
         return rule
+
+    def note_inherited(self, index: int, raw: dict[str, Any], name: str) -> None:
+        """Remember where each outcome key rule ``index`` did not set came from."""
+        backoff = raw.get("backoff")
+        own_backoff: dict[str, Any] = backoff if isinstance(backoff, dict) else {}
+        tails: list[KeyPath] = [(f,) for f in _HANDLING_FIELDS if f != "backoff" and f not in raw]
+        tails += [("backoff", k) for k in _BACKOFF_FIELDS if k not in own_backoff]
+        if "action" in raw and raw["action"] != "fallback":
+            tails = [t for t in tails if t != ("retryable",)]
+        for tail in tails:
+            source = self.set_at(name, tail)
+            if source is not None:
+                key: KeyPath = ("rules", index, *tail)
+                self.inherited[key] = source
+
+    def set_at(self, name: str, tail: KeyPath) -> KeyPath | None:
+        """The merged key path that set what a rule of classification ``name``
+        inherits at ``tail``, or None (a built-in default)."""
+        origin = self.merge.origin
+        tables = self.merge.doc.get("classifications")
+        levels = (
+            (("classifications", name), tables.get(name) if isinstance(tables, dict) else None),
+            (("defaults",), self.merge.doc.get("defaults")),
+        )
+        for level, table in levels:
+            if (*level, *tail) in origin:
+                return (*level, *tail)
+            action = table.get("action") if isinstance(table, dict) else None
+            if tail == ("retryable",) and action is not None and action != "fallback":
+                return (*level, "action")  # retryable follows the action set here
+        return None
 
     def policy(self) -> Policy:
         doc = self.merge.doc
-        defaults = self.structure(self.table("defaults"), Defaults, ("defaults",)) or Defaults()
+        defaults = self.handling(self.table("defaults"), Defaults(), Defaults, ("defaults",))
+        defaults = defaults or Defaults()
+        classifications = self.classifications(defaults)
         hints = self.structure(self.table("hints"), Hints, ("hints",)) or Hints()
         governor = self.structure(self.table("governor"), Governor, ("governor",)) or Governor()
         breaker = governor.breaker
@@ -84,11 +252,22 @@ class _Build:
                 f"open_for = {breaker.open_for:g} is longer than max_open_for = "
                 f"{breaker.max_open_for:g}: the first wait cannot be the longest",
             )
-        rules = [self.rule(i, raw, defaults) for i, raw in enumerate(self.items("rules"))]
+        rules = [
+            self.rule(i, raw, defaults, classifications)
+            for i, raw in enumerate(self.items("rules"))
+        ]
         tests = [
             self.structure(raw, PolicyTest, ("tests", i))
             for i, raw in enumerate(self.items("tests"))
         ]
+        # What did not load keeps its place (so key paths stay right for
+        # lint after a partial load): a disabled rule, a test of nothing.
+        for i, rule in enumerate(rules):
+            if rule is None:
+                ident = self.items("rules")[i].get("id")
+                name = ident if isinstance(ident, str) and ident.strip() else f"rules[{i}]"
+                self.broken.add(name)
+                rules[i] = Rule(id=Name(name), enabled=False)
         for i, test in enumerate(tests):
             if test is not None and (test.response.status is None) == (
                 test.response.transport is None
@@ -97,27 +276,84 @@ class _Build:
                     ("tests", i, "response"),
                     "give exactly one of status (a response) or transport (a failure)",
                 )
+        for i, test in enumerate(tests):
+            if test is None:
+                named = self.items("tests")[i].get("name")
+                name = named if isinstance(named, str) and named.strip() else f"tests[{i}]"
+                tests[i] = PolicyTest(Name(name), TestResponse(status=0), Expect())
         for i, source in enumerate(hints.sources):
-            if bool(source.header.strip()) == (source.message is not None):
+            given = (bool(source.header.strip()), source.message is not None, bool(source.body))
+            if sum(given) != 1:
                 self.problem(
                     ("hints", "sources", i),
-                    "give exactly one of header (a response header) or message (a regex "
-                    "searched in the error message)",
+                    "give exactly one of header (a response header), message (a regex "
+                    "searched in the error message) or body (a field of the error object)",
                 )
         description = doc.get("description", "")
         if not isinstance(description, str):
             self.problem(("description",), f"expected a string, got {show_value(description)}")
             description = ""
+        origins = {format_path(k): v.file for k, v in self.merge.origin.items()}
+        for path, set_at in self.inherited.items():
+            origins[format_path(path)] = self.merge.origin[set_at].file
         return Policy(
             defaults=defaults,
+            classifications=classifications,
             rules=tuple(r for r in rules if r is not None),
             hints=hints,
             tests=tuple(t for t in tests if t is not None),
             description=description,
             governor=governor,
             sources=tuple(self.merge.sources),
-            origins={format_path(k): v.file for k, v in self.merge.origin.items()},
+            origins=origins,
+            inherited={format_path(k): format_path(v) for k, v in self.inherited.items()},
         )
+
+
+#: The array items a layer merges by key, and the class of each.
+_KEYED: dict[str, tuple[str, type]] = {"rules": ("id", Rule), "tests": ("name", PolicyTest)}
+
+
+def _unkeyed(file: str, data: Mapping[str, Any]) -> list[Problem]:
+    """The unknown keys of the rules (tests) that give no id (name), so that
+    a misspelled ``idd`` is named beside "id: required key is missing"; the
+    merge skips such items, so nothing else looks at their keys."""
+    problems = []
+    for key, (id_key, cls) in _KEYED.items():
+        items = data.get(key)
+        known = [f.name for f in attrs.fields(cls)]
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict) or id_key in item:
+                continue
+            for extra in (k for k in item if k not in known):
+                problems.append(
+                    Problem(
+                        file,
+                        format_path((key, i, extra)),
+                        f"unknown key{suggest(extra, known)}; known keys: {', '.join(known)}",
+                    )
+                )
+    return problems
+
+
+class Partial(NamedTuple):
+    """A policy loaded as far as it could be (``load_partial``): what loaded,
+    every problem, and the ids of the rules that did not load (each stands
+    in the policy as a disabled rule, so key paths stay right)."""
+
+    policy: Policy
+    problems: list[Problem]
+    broken: frozenset[str]
+
+
+def _build(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Partial:
+    merge = Merge()
+    for name, data in layers:
+        merge.add(name, data)
+        merge.problems += _unkeyed(name, data)
+    build = _Build(merge)
+    policy = build.policy()
+    return Partial(policy, merge.problems + build.problems, frozenset(build.broken))
 
 
 def policy_from_dicts(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Policy:
@@ -126,12 +362,7 @@ def policy_from_dicts(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Policy
     Raises:
         PolicyError: Listing every problem of every layer.
     """
-    merge = Merge()
-    for name, data in layers:
-        merge.add(name, data)
-    build = _Build(merge)
-    policy = build.policy()
-    problems = merge.problems + build.problems
+    policy, problems, _ = _build(layers)
     if problems:
         raise PolicyError(_sorted(problems))
     return policy
@@ -170,7 +401,8 @@ def load_policy(*layers: Layer, env: bool = True, default: bool = True) -> Polic
     layers before it (the default included) are dropped.
 
     Args:
-        layers: Files (``str`` / ``PathLike``) or mappings, lowest first.
+        layers: Files (``str`` / ``PathLike``) or mappings, lowest first; a
+            layer ``"preset:NAME"`` is a bundled provider preset (``preset_names()``).
         env: Also layer the files named in ``$POLICYENGINE_POLICY``
             (``os.pathsep``-separated), after ``layers``.
         default: Start from the bundled default policy.
@@ -181,27 +413,45 @@ def load_policy(*layers: Layer, env: bool = True, default: bool = True) -> Polic
     Raises:
         PolicyError: Every problem of every layer, as ``file: key path: message``.
     """
+    policy, problems, _ = load_partial(*layers, env=env, default=default)
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def load_partial(*layers: Layer, env: bool = True, default: bool = True) -> Partial:
+    """``load_policy`` that never raises ``PolicyError``: the policy as far as
+    it loads (a layer that cannot be read is left out; a rule that does not
+    structure stands as a disabled rule), with every problem, sorted, for
+    tools that report them beside what they find in the rest (``check``)."""
     read: list[tuple[str, Mapping[str, Any]]] = []
     problems: list[Problem] = []
     paths: list[Layer] = [default_policy_path()] if default else []
     paths += list(layers)
     if env:
-        paths += env_files()
+        paths += _presets_joined(env_files())
     names = []
     for i, layer in enumerate(paths):
         if isinstance(layer, Mapping):
             names.append(f"<layer {i}>")
             read.append((names[-1], layer))
             continue
-        names.append(os.fspath(layer))
-        data, found = read_file(Path(names[-1]))
+        name = os.fspath(layer)
+        if name.startswith(PRESET_PREFIX):
+            found_path = preset_path(name[len(PRESET_PREFIX) :])
+            if found_path is None:
+                known = preset_names()
+                hint = suggest(name[len(PRESET_PREFIX) :], known)
+                names.append(name)
+                problems.append(
+                    Problem(name, "", f"no such preset{hint}; known: {', '.join(known)}")
+                )
+                continue
+            name = str(found_path)
+        names.append(name)
+        data, found = _read(Path(names[-1]))
         problems += found
         if data is not None:
             read.append((names[-1], data))
-    try:
-        policy = policy_from_dicts(read)
-    except PolicyError as e:
-        problems += e.problems
-    if problems:
-        raise PolicyError(_sorted(problems, names))
-    return policy
+    policy, found, broken = _build(read)
+    return Partial(policy, _sorted(problems + found, names), broken)

@@ -1,10 +1,12 @@
 """Matching: the rules of a policy compiled into an index, once, at load.
 
-Precedence, highest first (documented in the README's policy reference):
+Precedence, highest first (documented in docs/policy.md, "Precedence"):
 
-1. specificity tier: a body or transport condition (``code``, ``type``,
-   ``message``, ``message_regex``, ``transport``) = 3, an exact ``status`` = 2,
-   a status range = 1, none of these (a catch-all) = 0;
+1. specificity tier: a specific fact (``code``, ``message``,
+   ``message_regex``, ``transport``, or a ``type`` together with ``status``)
+   = 4, an exact ``status`` = 3, a ``type`` alone = 2 (a generic match: one
+   type comes with many statuses, so it never beats an exact status it was
+   not written for), a status range = 1, none of these (a catch-all) = 0;
 2. the number of conditions the rule sets (more is more specific);
 3. position in the merged rule list (earlier wins; an override's new rules
    come before those of the layers beneath it).
@@ -28,21 +30,40 @@ from ._model import Match, Policy, Response, Rule
 from ._text import TemplatePart, parse_template
 from ._transport import TRANSPORT_FAMILIES
 
-__all__ = ["CompiledRule", "Index", "specificity"]
+__all__ = [
+    "CATCH_ALL",
+    "EXACT_STATUS",
+    "SPECIFIC",
+    "STATUS_RANGE",
+    "TYPE_ALONE",
+    "CompiledRule",
+    "Index",
+    "specificity",
+]
 
 _BODY_FIELDS = ("code", "type", "message", "message_regex", "transport")
 
 
+#: Specificity tiers, highest first: a fact only some responses carry; an exact
+#: status; an error type alone (generic: it comes with many statuses); a
+#: status range; nothing (a catch-all).
+SPECIFIC, EXACT_STATUS, TYPE_ALONE, STATUS_RANGE, CATCH_ALL = 4, 3, 2, 1, 0
+
+
 def specificity(match: Match) -> tuple[int, int]:
     """``(tier, number of conditions)`` of a match; larger is more specific."""
-    if match.code or match.type or match.message or match.message_regex or match.transport:
-        tier = 3
+    if match.code or match.message or match.message_regex or match.transport:
+        tier = SPECIFIC
+    elif match.type and match.status:
+        tier = SPECIFIC  # a type written for these statuses
     elif match.status and all(r.exact for r in match.status):
-        tier = 2
+        tier = EXACT_STATUS
+    elif match.type:
+        tier = TYPE_ALONE
     elif match.status:
-        tier = 1
+        tier = STATUS_RANGE
     else:
-        tier = 0
+        tier = CATCH_ALL
     count = (
         sum(
             1
@@ -164,11 +185,20 @@ class CompiledRule:
             return False
         if self.status and not any(lo <= response.status <= hi for lo, hi in self.status):
             return False
-        if self.codes and (error is None or error.code not in self.codes):
+        if self.codes and not self.has_code(error):
             return False
         if self.types and not self.codes and (error is None or error.type not in self.types):
             return False
         return self.rest_hold(response, error, lowered)
+
+    def has_code(self, error: RawError | None) -> bool:
+        """Whether the error carries one of this rule's codes, at its top
+        level or nested (Google's reasons, Anthropic's ``details.error_code``...)."""
+        if error is None:
+            return False
+        if error.code in self.codes:
+            return True
+        return bool(error.more_codes) and not self.codes.isdisjoint(error.more_codes)
 
     def rest_hold(self, response: Response, error: RawError | None, lowered: str = "") -> bool:
         """``matches``, less what the index list the rule is found in guarantees:
@@ -285,6 +315,9 @@ class Index:
         status = response.status
         if error.code is not None and error.code in self.by_code:
             lists.append(self._for_status("code", error.code, status))
+        more = error.more_codes
+        if more:  # codes nested in details: a handful at most
+            lists += [self._for_status("code", c, status) for c in more if c in self.by_code]
         if error.type is not None and error.type in self.by_type:
             lists.append(self._for_status("type", error.type, status))
         if self.by_message:

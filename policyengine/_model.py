@@ -26,6 +26,7 @@ __all__ = [
     "KeyPart",
     "Governor",
     "Breaker",
+    "Classification",
     "DEFAULT_BACKOFF_INITIAL",
     "DEFAULT_BACKOFF_MAX_DELAY",
     "DEFAULT_BACKOFF_MULTIPLIER",
@@ -39,6 +40,7 @@ __all__ = [
     "Backoff",
     "Defaults",
     "Expect",
+    "Facts",
     "HintFormat",
     "HintSource",
     "Hints",
@@ -54,6 +56,7 @@ __all__ = [
     "StaticDetails",
     "StatusRange",
     "TestResponse",
+    "follows_action",
 ]
 
 # Named scalar types. They are plain floats / ints / strs at run time; the
@@ -67,12 +70,16 @@ Multiplier = NewType("Multiplier", float)
 """A finite number >= 1."""
 Attempts = NewType("Attempts", int)
 """A whole number >= 1."""
+Count = NewType("Count", int)
+"""A whole number >= 0."""
 Name = NewType("Name", str)
 """A non-empty string without surrounding white space."""
 Pattern = NewType("Pattern", str)
 """A Python regular expression, compiled (and so checked) at load."""
 Template = NewType("Template", str)
 """Text with ``{placeholder}`` fields from ``PLACEHOLDERS``."""
+BodyPath = NewType("BodyPath", str)
+"""A path to a field of an error object: ``details[].retryDelay``; "" = none."""
 Method = NewType("Method", str)
 """An HTTP method name, upper case."""
 TransportKind = NewType("TransportKind", str)
@@ -252,17 +259,28 @@ class Match:
     error: bool | None = None
 
 
+def follows_action(handling: Handling) -> bool:
+    """The ``retryable`` an action implies when none is given: ``retry``
+    retries (true); ``fail`` and ``succeed`` do not (false). ``fallback``
+    implies neither (whether to retry once the chain is used up): it keeps
+    what it inherits, false when nothing is inherited."""
+    return handling.action is ActionKind.RETRY
+
+
 @attrs.frozen
 class Handling:
-    """How a matched response is handled: the keys a rule may set or inherit
-    from ``[defaults]``.
+    """What to do with a response: the outcome keys that ``[defaults]``, a
+    ``[classifications.<name>]`` table and a rule may each set.
 
-    See the policy reference (docs/policy.md) for what each key means.
+    A rule takes each key it does not set from its classification's table,
+    then from ``[defaults]``, then from the built-in default. ``retryable``
+    follows an ``action`` given with it (``retry``: true; ``fail``,
+    ``succeed``: false) unless given too; ``fallback`` keeps the inherited
+    one. See the policy reference (docs/policy.md) for what each key means.
     """
 
-    classification: Name = Name("unknown")
-    retryable: bool = False
     action: ActionKind = ActionKind.FAIL
+    retryable: bool = attrs.field(default=attrs.Factory(follows_action, takes_self=True))
     backoff: Backoff = Backoff()
     max_attempts: Attempts = Attempts(DEFAULT_MAX_ATTEMPTS)
     max_elapsed: Seconds = Seconds(DEFAULT_MAX_ELAPSED)
@@ -271,20 +289,38 @@ class Handling:
     use_hints: bool = True
     honour_should_retry: bool = True
     fallback: tuple[str, ...] = ()
+    retries_before_fallback: Count = Count(0)
     remediation: Template = Template("")
 
 
 @attrs.frozen
 class Defaults(Handling):
-    """``[defaults]``: the outcome a rule has for every key it does not set itself."""
+    """``[defaults]``: the outcome of every rule and classification, for each
+    key it does not set itself; ``classification`` names a rule's
+    classification when the rule does not."""
+
+    classification: Name = Name("unknown")
+
+
+@attrs.frozen
+class Classification(Handling):
+    """``[classifications.<name>]``: what to do with every response a rule of
+    this classification matches (rules say what a response *is*; a
+    classification says what to *do* with it). Its keys are those of
+    ``[defaults]`` but ``classification``, and each one it does not set comes
+    from ``[defaults]``."""
+
+    description: str = ""
 
 
 @attrs.frozen(kw_only=True)
 class Rule(Handling):
-    """A match and the outcome it leads to. Omitted outcome keys come from
-    ``[defaults]`` when the policy loads, so a loaded rule is complete."""
+    """A match and the classification it gives. Omitted outcome keys come
+    from the classification's table, then from ``[defaults]``, when the
+    policy loads, so a loaded rule is complete."""
 
     id: Name
+    classification: Name = Name("unknown")
     match: Match = Match()
     enabled: bool = True
     description: str = ""
@@ -292,14 +328,19 @@ class Rule(Handling):
 
 @attrs.frozen
 class HintSource:
-    """Where a server says how long to wait: a response header, or the error
-    message (give exactly one of ``header`` and ``message``).
+    """Where a server says how long to wait: a response header, the error
+    message, or a field of the error object in the body (give exactly one of
+    ``header``, ``message`` and ``body``).
 
     Attributes:
         header: The header's name (any case).
         message: A regular expression searched in the error message; its
             first group (else the whole match) is the value, as in "Please try
             again in 3.89s".
+        body: A path to a field of the error object (the one holding
+            ``message``): names joined by dots, ``[]`` after a name for any
+            item of an array there, as in ``details[].retryDelay`` (Google's
+            ``RetryInfo``) or ``retry_after``.
         format: How the value is read.
         when: Other headers that must hold for this one to count, as in
             ``match.headers``: name -> ``true`` (present), ``false`` (absent) or
@@ -309,6 +350,7 @@ class HintSource:
 
     header: str = ""
     message: Pattern | None = None
+    body: BodyPath = BodyPath("")
     format: HintFormat = HintFormat.SECONDS
     when: Mapping[str, bool | str] = attrs.field(factory=dict, converter=_read_only)
 
@@ -489,13 +531,16 @@ class PolicyTest:
 
 @attrs.frozen
 class Policy:
-    """A complete, validated policy: defaults, ordered rules, wait-hint sources.
+    """A complete, validated policy: defaults, classifications, ordered rules,
+    wait-hint sources.
 
     Build one with ``load_policy()``. ``origins`` maps each key path of the
     merged policy to the file that set it (not part of equality).
     """
 
     defaults: Defaults = Defaults()
+    classifications: Mapping[str, Classification] = attrs.field(factory=dict, converter=_read_only)
+    """Classification name -> what to do with it, every key resolved."""
     rules: tuple[Rule, ...] = ()
     hints: Hints = Hints()
     tests: tuple[PolicyTest, ...] = ()
@@ -506,7 +551,13 @@ class Policy:
     origins: Mapping[str, str] = attrs.field(
         factory=dict, converter=_read_only, eq=False, repr=False
     )
-    """Merged key path -> the file that set it."""
+    """Merged key path -> the file that set it; a rule's value taken from its
+    classification or ``[defaults]`` counts as set by the file that set that."""
+    inherited: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_read_only, eq=False, repr=False
+    )
+    """A rule's merged key path -> the key path it took its value from
+    (``$.rules[4].max_attempts`` -> ``$.classifications.rate_limit.max_attempts``)."""
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id.
@@ -518,6 +569,11 @@ class Policy:
             if r.id == rule_id:
                 return r
         raise KeyError(rule_id)
+
+    def handling_of(self, classification: str) -> Handling:
+        """What a rule of ``classification`` inherits: its table, else ``[defaults]``."""
+        found = self.classifications.get(classification)
+        return self.defaults if found is None else found
 
 
 # --- Run time values ---------------------------------------------------------
@@ -571,10 +627,44 @@ class ParsedError:
     type: str | None = None
     code: str | None = None
     param: str | None = None
+    nested_codes: tuple[str, ...] = ()
+    """The codes nested below ``code`` (Google's ``details[].reason`` and
+    ``errors[].reason``, Anthropic's ``details.error_code``, Azure's
+    ``innererror.code``); ``match.code`` matches these too."""
+
+
+@attrs.frozen
+class Facts:
+    """What was read from a response, as typed values (``Action.facts``).
+
+    Attributes:
+        limit: A limit the error message states, such as a context length in
+            tokens ("maximum context length is 8192 tokens").
+        requested: An amount the message says was requested ("you requested
+            9000 tokens").
+        model: The model the message names ("Model 'x' not found").
+        server_wait: Seconds the server asked to wait (a ``Retry-After``, a
+            reset header, a field of the body, the message), clamped to ten
+            years; None when it asked for none (or named a time already past).
+        server_wait_source: Where that wait was read: a header name (``retry-after``),
+            ``body <path>``, or ``the error message``.
+    """
+
+    limit: int | None = None
+    requested: int | None = None
+    model: str | None = None
+    server_wait: float | None = None
+    server_wait_source: str | None = None
+
+
+_NO_FACTS = Facts()
 
 
 class ActionDetails(Protocol):
     """What an ``Action`` tells people, computed when first asked for."""
+
+    @property
+    def facts(self) -> Facts: ...
 
     @property
     def error(self) -> ParsedError | None: ...
@@ -597,6 +687,7 @@ class StaticDetails:
     remediation: str = ""
     reasons: tuple[str, ...] = ()
     delay_source: str = "none"
+    facts: Facts = _NO_FACTS
 
 
 _NO_DETAILS = StaticDetails()
@@ -619,6 +710,10 @@ class AmendedDetails:
     @property
     def error(self) -> ParsedError | None:
         return self.base.error
+
+    @property
+    def facts(self) -> Facts:
+        return self.base.facts
 
     @property
     def remediation(self) -> str:
@@ -655,7 +750,8 @@ class Action:
     Properties ``error`` (the parsed error, secrets redacted, or None),
     ``remediation`` (what to tell a person), ``reasons`` (the explanation, a
     step per item), ``explanation`` (the reasons as lines) and
-    ``delay_source`` (``server``, ``clamp``, ``backoff`` or ``none``).
+    ``delay_source`` (``server``, ``clamp``, ``backoff`` or ``none``),
+    ``facts`` (typed values read from the response: ``Facts``).
     """
 
     kind: ActionKind
@@ -672,6 +768,13 @@ class Action:
     def error(self) -> ParsedError | None:
         """The error the body carried (message / type / code / param), or None."""
         return self.details.error
+
+    @property
+    def facts(self) -> Facts:
+        """What was read from the response as typed values: a limit and the
+        amount requested, the model named, the server's wait and where it
+        came from. Read when first asked for."""
+        return self.details.facts
 
     @property
     def remediation(self) -> str:

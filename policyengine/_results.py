@@ -24,11 +24,14 @@ class Attempt:
         model: The model to use: the one the call started with, or the
             fallback the policy switched to.
         elapsed: Seconds since the first attempt started (waits included).
+        model_attempt: Attempts made on ``model`` so far, this one included
+            (1 for the first attempt after a fallback).
     """
 
     number: int
     model: str | None
     elapsed: float
+    model_attempt: int = 1
 
 
 @attrs.frozen

@@ -206,7 +206,7 @@ REAL_WORLD = [
         {},
         "quota_exhausted",
         K.FAIL,
-        "quota-exhausted",
+        "quota-exhausted-type",  # its type and its code both say so
     ),
     (
         429,
@@ -255,7 +255,7 @@ REAL_WORLD = [
         {"Retry-After": "1"},
         "quota_exhausted",
         K.FAIL,
-        "quota-exhausted",
+        "quota-exhausted-type",
     ),
     (  # Gemini's prepaid credit: a 402 whose type would otherwise be a rate limit
         402,
@@ -426,12 +426,20 @@ REAL_WORLD = [
         {},
         "rate_limit",
         K.RETRY,
-        "rate-limit-type",
+        "rate-limit",  # the type is generic: the exact status decides (same classification)
     ),
     (
         429,
         b'{"error": {"code": 429, "message": "Resource has been exhausted", '
         b'"status": "RESOURCE_EXHAUSTED"}}',
+        {},
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+    ),
+    (  # ...and where no exact status rule is, the type decides
+        200,
+        b'data: {"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}}\n\n',
         {},
         "rate_limit",
         K.RETRY,
@@ -658,20 +666,82 @@ def test_every_rule_is_reachable(default_policy: pe.Policy) -> None:
     probes = {
         "payload-too-large": pe.Response(413),
         "request-too-large-type": pe.Response(
-            413, {}, b'{"type":"error","error":{"type":"request_too_large","message":"big"}}'
+            418, {}, b'{"type":"error","error":{"type":"request_too_large","message":"big"}}'
         ),
-        "authentication-type": pe.Response(401, {}, error_body("no", "authentication_error")),
-        "permission-type": pe.Response(403, {}, error_body("no", "permission_error")),
+        # A type alone is generic: it decides where no exact status rule does.
+        "authentication-type": pe.Response(418, {}, error_body("no", "authentication_error")),
+        "permission-type": pe.Response(418, {}, error_body("no", "permission_error")),
         "not-found": pe.Response(404),
-        "not-found-type": pe.Response(404, {}, error_body("no", "not_found_error")),
+        "not-found-type": pe.Response(418, {}, error_body("no", "not_found_error")),
         "content-filter": pe.Response(400, {}, error_body("no", None, "content_filter")),
         "unprocessable": pe.Response(422),
         "conflict": pe.Response(409),
         "no-channel": pe.Response(503, {}, error_body("当前分组 default 下对于模型 x 无可用渠道")),
-        "server-error-type": pe.Response(500, {}, error_body("oops", "api_error")),
+        "server-error-type": pe.Response(599, {}, error_body("oops", "api_error")),
         "payment-required": pe.Response(402),
+        "content-filter-type": pe.Response(400, {}, error_body("high risk", "content_filter")),
+        "rate-limit-reason": pe.Response(
+            403, {}, b'{"error": {"code": 403, "errors": [{"reason": "rateLimitExceeded"}]}}'
+        ),
+        "timeout-type": pe.Response(418, {}, error_body("late", "timeout_error")),
+        "engine-overloaded": pe.Response(429, {}, error_body("busy", "engine_overloaded_error")),
     }
     engine = pe.Engine(default_policy)
     for rule_id, response in probes.items():
         assert engine.evaluate(response).rule_id == rule_id
     assert uncovered - set(probes) == set()
+
+
+# The seed table again, each row with the doc's own error body format
+# ({"error": {"message", "type", "code"}}) and the type an OpenAI-style
+# gateway sends with it: a generic type never overrides the row's status.
+DOC_BODY_TYPES = {
+    400: ("Invalid JSON payload", "invalid_request_error", None),
+    401: ("Unauthorized", "authentication_error", None),
+    403: ("This key may not access gpt-4o", "permission_error", None),
+    429: ("Rate limit exceeded", "rate_limit_error", None),
+    500: ("The server had an error", "server_error", None),
+    502: ("Upstream service unavailable", "server_error", None),
+    503: ("Upstream service unavailable", "server_error", None),
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "classification", "kind", "retryable", "advice"),
+    [row for row in STATUS_TABLE if row[0] != 200],
+)
+def test_status_table_with_the_doc_body(
+    engine: pe.Engine,
+    status: int,
+    classification: str,
+    kind: pe.ActionKind,
+    retryable: bool,
+    advice: str,
+) -> None:
+    message, etype, code = DOC_BODY_TYPES[status]
+    action = engine.evaluate(pe.Response(status, {}, error_body(message, etype, code)))
+    assert (action.classification, action.kind, action.retryable) == (
+        classification,
+        kind,
+        retryable,
+    )
+    assert advice.lower() in action.remediation.lower()
+
+
+def test_fallback_rows_fall_back_with_the_doc_body() -> None:
+    # 502/503 with "type": "server_error": "consider switching to an alternative model".
+    policy = pe.load_policy({"defaults": {"fallback": ["gpt-4o-mini"]}}, env=False)
+    engine = pe.Engine(policy)
+    for status in (502, 503):
+        body = error_body("Upstream service unavailable", "server_error")
+        action = engine.evaluate(pe.Response(status, {}, body), model="gpt-4o")
+        assert (action.kind, action.fallback) == (K.FALLBACK, "gpt-4o-mini"), status
+
+
+def test_every_provider_case_cites_its_source() -> None:
+    text = pe.default_policy_path().read_text(encoding="utf-8")
+    cases = text[text.index("# Provider cases (issue 10)") :]
+    entries = cases.split("[[tests]]\n")[1:]
+    assert len(entries) >= 40
+    for before, entry in zip(cases.split("[[tests]]\n")[:-1], entries, strict=True):
+        assert before.rstrip().splitlines()[-1].startswith("# source: "), entry[:60]

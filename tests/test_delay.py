@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import policyengine as pe
-from policyengine._delay import MAX_HINT_SECONDS, compute_backoff, parse_duration, parse_hint
+from policyengine._delay import MAX_WAIT_SECONDS, compute_backoff, parse_duration, parse_hint
 from policyengine._model import HintFormat, Jitter
 
 from .conftest import NOW
@@ -57,8 +57,6 @@ class TestParseRetryAfter:
             "   ",
             "2 seconds",
             "Wed, 25 Nov 2026 11:59:00 GMT",  # in the past
-            "Fri, 31 Dec 9999 23:59:59 GMT",  # absurd
-            "99999999999999",  # over a year
             "Wed, 99 Nov 2026 12:00:30 GMT",
             "\x00\xff",
             "2" * 200,
@@ -81,7 +79,7 @@ class TestParseRetryAfter:
     @given(st.text(max_size=60) | st.binary(max_size=60))
     def test_never_raises_and_is_finite(self, value: str | bytes) -> None:
         seconds = pe.parse_retry_after(value, now=NOW)
-        assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= MAX_HINT_SECONDS)
+        assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= MAX_WAIT_SECONDS)
 
 
 class TestParseDuration:
@@ -178,3 +176,115 @@ class TestBackoff:
         assert math.isfinite(delay) and math.isfinite(base)
         assert 0.0 <= delay <= cap
         assert 0.0 <= base <= cap
+
+
+class TestLongWaits:
+    """A wait of any length is a wait: hint_max / on_long_hint decide."""
+
+    def test_a_long_wait_is_a_wait_clamped_to_a_finite_bound(self) -> None:
+        assert pe.parse_retry_after("31536001") == 31536001.0
+        assert pe.parse_retry_after("99999999999999") == MAX_WAIT_SECONDS
+        assert pe.parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now=NOW) == MAX_WAIT_SECONDS
+        assert parse_hint("9999999h", pe.HintFormat.DURATION) == MAX_WAIT_SECONDS
+
+    @pytest.mark.parametrize(
+        ("value", "wait"),
+        [
+            ("31536000", 31536000.0),
+            ("31536001", 31536001.0),
+            ("Sat, 25 Nov 2028 12:00:00 GMT", 2 * 365 * 86400.0 + 86400.0),  # 2028 is a leap year
+            ("99999999999999", MAX_WAIT_SECONDS),
+        ],
+    )
+    def test_the_engine_fails_with_the_wait_attached(
+        self, engine: pe.Engine, value: str, wait: float
+    ) -> None:
+        action = engine.evaluate(pe.Response(429, {"Retry-After": value}))
+        assert (action.kind, action.delay, action.delay_source) == (
+            pe.ActionKind.FAIL,
+            wait,
+            "server",
+        )
+        assert f"the server asked for {action.delay:g}"[:25] in action.explanation
+
+    def test_clamp_and_honour_decide_a_long_wait(self) -> None:
+        for mode, kind, delay in (("clamp", "retry", 60.0), ("honour", "fail", 31536001.0)):
+            policy = pe.load_policy(
+                {"classifications": {"rate_limit": {"on_long_hint": mode}}}, env=False
+            )
+            action = pe.Engine(policy, clock=lambda: NOW).evaluate(
+                pe.Response(429, {"Retry-After": "31536001"})
+            )
+            # honour waits as asked, bounded by max_elapsed (120 s): it gives up, wait attached
+            assert (action.kind.value, action.delay) == (kind, delay), mode
+
+    def test_a_date_in_the_past_is_no_wait_and_says_so(self, engine: pe.Engine) -> None:
+        action = engine.evaluate(pe.Response(429, {"Retry-After": "Wed, 25 Nov 2026 11:59:00 GMT"}))
+        assert (action.kind, action.delay_source) == (pe.ActionKind.RETRY, "backoff")
+        assert action.reasons[1] == (
+            "server hint retry-after: 'Wed, 25 Nov 2026 11:59:00 GMT' is 60s in the past: no wait"
+        )
+        assert action.reasons[2].startswith("delay ")
+        # A usable hint of a later source still wins over a past one.
+        both = {
+            "Retry-After": "Wed, 25 Nov 2026 11:59:00 GMT",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "3s",
+        }
+        action = engine.evaluate(pe.Response(429, both))
+        assert (action.delay, action.delay_source) == (3.0, "server")
+
+
+class TestBodyHints:
+    def test_a_structured_wait_in_the_error_object(self) -> None:
+        policy = pe.load_policy(
+            {
+                "inherit": False,
+                "hints": {
+                    "sources": [
+                        {"body": "retry_after", "format": "seconds"},
+                        {"body": "details[].retryDelay", "format": "duration"},
+                    ]
+                },
+                "rules": [{"id": "r", "match": {}, "action": "retry", "max_attempts": 3}],
+            },
+            default=False,
+            env=False,
+        )
+        engine = pe.Engine(policy, clock=lambda: NOW)
+        gateway = pe.Response(429, {}, b'{"error": {"message": "slow down", "retry_after": 12}}')
+        action = engine.evaluate(gateway)
+        assert (action.delay, action.delay_source) == (12.0, "server")
+        assert "server hint body retry_after: '12' = 12s" in action.explanation
+        google = (
+            b'{"error": {"code": 429, "details": [{"@type": "x.Help"}, {"retryDelay": "1.5s"}]}}'
+        )
+        assert engine.evaluate(pe.Response(429, {}, google)).delay == 1.5
+        # Not an object, not a number, not there: no hint, the backoff.
+        for body in (
+            b'{"error": {"retry_after": "soon"}}',
+            b'{"error": {"details": "x"}}',
+            b"oops",
+        ):
+            assert engine.evaluate(pe.Response(429, {}, body)).delay_source == "backoff"
+
+    @given(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["details", "retryDelay", "retry_after", "x"]),
+                    inner,
+                    max_size=4,
+                )
+            ),
+            max_leaves=30,
+        )
+    )
+    def test_body_values_never_raise_and_are_bounded(self, obj: object) -> None:
+        from policyengine._delay import MAX_BODY_VALUES, body_values
+
+        for path in ((("details", True), ("retryDelay", False)), (("retry_after", False),)):
+            values = body_values(obj if isinstance(obj, dict) else {"details": obj}, path)
+            assert len(values) <= MAX_BODY_VALUES and all(isinstance(v, str) for v in values)

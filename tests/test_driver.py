@@ -254,6 +254,7 @@ def test_method_reaches_the_engine(testing: Any) -> None:
                     "id": "no-post-timeouts",
                     "match": {"transport": "read_timeout", "method": "POST"},
                     "classification": "timeout",
+                    "action": "fail",
                 }
             ]
         },
@@ -456,3 +457,30 @@ def test_max_elapsed_counts_the_time_the_attempt_itself_took() -> None:
     assert outcome.attempts == 2
     assert "max_elapsed" in outcome.action.explanation
     assert [d.attempt.elapsed for d in outcome.history] == [0.0, 8.0]
+
+
+def test_retries_before_fallback_count_per_model(testing: Any) -> None:
+    # LiteLLM's "retries before fallback": two retries on each model, then the next.
+    policy = pe.load_policy(
+        {
+            "classifications": {
+                "upstream_unavailable": {"retries_before_fallback": 2, "max_attempts": 8}
+            },
+            "defaults": {"fallback": ["a", "b"]},
+        },
+        env=False,
+    )
+    fn = script(*[reply(503)] * 6, reply(200))
+    outcome = pe.Driver(pe.Engine(policy)).run(fn, model="a")
+    assert outcome.attempts == 7
+    assert [(a.model, a.model_attempt) for a in fn.calls] == [
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 1),
+        ("b", 2),
+        ("b", 3),
+        ("b", 4),
+    ]
+    explanation = outcome.history[0].action.explanation
+    assert "retrying the same model before falling back: attempt 1 on it" in explanation

@@ -256,11 +256,14 @@ class TestFallback:
         assert "no fallback model left; retrying the same model" in last.explanation
 
     def test_non_retryable_fallback_fails_when_the_chain_ends(self) -> None:
-        engine = engine_for({"id": "fb", "action": "fallback", "fallback": ["b"]})
+        engine = engine_for(
+            {"id": "fb", "action": "fallback", "retryable": False, "fallback": ["b"]}
+        )
         assert engine.evaluate(pe.Response(404), model="a").fallback == "b"
         end = engine.evaluate(pe.Response(404), attempt=2, model="b")
         assert (end.kind, end.fallback) == (K.FAIL, None)
-        none = engine_for({"id": "fb", "action": "fallback"}).evaluate(pe.Response(404))
+        none = engine_for({"id": "fb", "action": "fallback", "retryable": False})
+        none = none.evaluate(pe.Response(404))
         assert "lists no fallback models" in none.explanation
 
     def test_a_caller_that_cannot_switch_models(self) -> None:
@@ -272,7 +275,13 @@ class TestFallback:
                 "fallback": ["b"],
                 "match": {"status": 503},
             },
-            {"id": "nf", "action": "fallback", "fallback": ["b"], "match": {"status": 404}},
+            {
+                "id": "nf",
+                "action": "fallback",
+                "retryable": False,
+                "fallback": ["b"],
+                "match": {"status": 404},
+            },
         )
         retried = engine.evaluate(pe.Response(503, {"Retry-After": "3"}), model="a", fallback=False)
         assert (retried.kind, retried.fallback, retried.delay) == (K.RETRY, None, 3.0)
@@ -562,3 +571,69 @@ def test_the_replayed_reasons_use_the_hint_read_at_decision_time() -> None:
     action = engine.evaluate(pe.Response(429, {"Retry-After": date}, b""))
     assert action.delay == 30.0
     assert any("= 30s" in r for r in action.reasons), action.reasons
+
+
+class TestFacts:
+    """What was read from a response, as typed fields of the action."""
+
+    def test_limit_requested_and_model(self) -> None:
+        engine = pe.Engine(pe.load_policy(env=False))
+        body = error_body(
+            "This model's maximum context length is 8192 tokens. However, you requested 9000 "
+            "tokens.",
+            "invalid_request_error",
+            "context_length_exceeded",
+        )
+        facts = engine.evaluate(pe.Response(400, {}, body)).facts
+        assert (facts.limit, facts.requested, facts.server_wait) == (8192, 9000, None)
+        missing = engine.evaluate(pe.Response(404, {}, error_body("Model 'gpt-9' not found")))
+        assert missing.facts.model == "gpt-9"
+
+    def test_the_server_wait_and_where_it_came_from(self) -> None:
+        engine = pe.Engine(pe.load_policy(env=False))
+        header = engine.evaluate(pe.Response(429, {"Retry-After": "3600"})).facts
+        assert (header.server_wait, header.server_wait_source) == (3600.0, "retry-after")
+        google = b'{"error": {"code": 429, "details": [{"retryDelay": "38s"}]}}'
+        body = engine.evaluate(pe.Response(429, {}, google)).facts
+        assert (body.server_wait, body.server_wait_source) == (38.0, "body details[].retryDelay")
+        said = error_body("Please try again in 3.89s.", "tokens", "rate_limit_exceeded")
+        message = engine.evaluate(pe.Response(429, {}, said)).facts
+        assert (message.server_wait, message.server_wait_source) == (3.89, "the error message")
+        assert engine.evaluate(pe.Response(200)).facts == pe.Facts()
+        assert engine.evaluate(TimeoutError()).facts == pe.Facts()
+
+    def test_facts_survive_an_amendment(self) -> None:
+        from policyengine._model import AmendedDetails
+
+        action = pe.Engine(pe.load_policy(env=False)).evaluate(
+            pe.Response(429, {"Retry-After": "2"})
+        )
+        amended = attrs.evolve(action, details=AmendedDetails(action.details, note="x"))
+        assert amended.facts.server_wait == 2.0
+
+
+class TestRetriesBeforeFallback:
+    def test_the_same_model_first_then_the_chain(self) -> None:
+        engine = engine_for(
+            {
+                "id": "fb",
+                "action": "fallback",
+                "retryable": True,
+                "retries_before_fallback": 2,
+                "max_attempts": 9,
+                "fallback": ["b"],
+                "match": {"status": 503},
+            }
+        )
+        first = engine.evaluate(pe.Response(503), attempt=1, model="a")
+        assert (first.kind, first.fallback) == (K.RETRY, None)
+        assert "retries_before_fallback = 2" in first.explanation
+        third = engine.evaluate(pe.Response(503), attempt=3, model="a", model_attempt=3)
+        assert (third.kind, third.fallback) == (K.FALLBACK, "b")
+        # Without model_attempt, attempt counts: the first model gets its retries.
+        assert engine.evaluate(pe.Response(503), attempt=3, model="a").kind is K.FALLBACK
+        # A non-retryable error is never retried on the same model.
+        plain = engine_for(
+            {"id": "nf", "action": "fallback", "retries_before_fallback": 2, "fallback": ["b"]}
+        )
+        assert plain.evaluate(pe.Response(404), model="a").kind is K.FALLBACK

@@ -6,6 +6,7 @@ import copy
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -54,9 +55,10 @@ class TestLayering:
 
     def test_layers_apply_in_order(self, tmp_path: Path) -> None:
         base = write(tmp_path, "base.toml", MINIMAL + "max_attempts = 5\n")
-        prod = write(tmp_path, "prod.toml", '[[rules]]\nid = "all"\nmax_attempts = 2\n')
-        assert pe.load_policy(base, prod).rule("all").max_attempts == 2
-        assert pe.load_policy(prod, base).rule("all").max_attempts == 5
+        prod = write(tmp_path, "prod.toml", "[defaults]\nmax_attempts = 2\n")
+        assert pe.load_policy(base, prod).rule("all").max_attempts == 5  # its own key
+        assert pe.load_policy(base, prod).defaults.max_attempts == 2
+        assert pe.load_policy(prod, base).defaults.max_attempts == 3  # prod is dropped
 
     def test_defaults_merge_key_by_key_and_reach_rules(self, tmp_path: Path) -> None:
         prod = write(tmp_path, "prod.toml", "[defaults.backoff]\njitter = 'none'\n")
@@ -154,8 +156,9 @@ retryable = "yes"
             f"{bad}: $.defaults.backoff.jitter: expected one of 'none', 'full', 'equal', "
             "'decorrelated', got 'ful' (did you mean 'full'?)",
             f"{bad}: $.defaults.max_atempts: unknown key (did you mean 'max_attempts'?); known "
-            "keys: classification, retryable, action, backoff, max_attempts, max_elapsed, "
-            "hint_max, on_long_hint, use_hints, honour_should_retry, fallback, remediation",
+            "keys: action, retryable, backoff, max_attempts, max_elapsed, hint_max, "
+            "on_long_hint, use_hints, honour_should_retry, fallback, retries_before_fallback, "
+            "remediation, classification",
             f"{bad}: $.rules[0].match.message_regex: invalid regular expression '(': missing ), "
             "unterminated subpattern at position 0",
             f"{bad}: $.rules[0].match.status: expected a status (429), a class ('5xx') or a "
@@ -197,7 +200,7 @@ retryable = "yes"
         prod = write(
             tmp_path,
             "prod.toml",
-            '[[rules]]\nid = "x"\n\n[[rules]]\nid = "rate-limit"\nhint_max = -5\n',
+            '[[rules]]\nid = "x"\nmatch = {}\n\n[[rules]]\nid = "rate-limit"\nhint_max = -5\n',
         )
         assert problems(prod) == [f"{prod}: $.rules[1].hint_max: expected a number >= 0, got -5"]
 
@@ -205,7 +208,7 @@ retryable = "yes"
         bad = write(tmp_path, "typo.toml", "[rule]\nid = 'x'\n")
         assert problems(bad) == [
             f"{bad}: $.rule: unknown key (did you mean 'rules'?); known keys: inherit, "
-            "description, defaults, hints, governor, rules, tests"
+            "description, defaults, classifications, hints, governor, rules, tests"
         ]
 
     def test_hint_conditions(self, tmp_path: Path) -> None:
@@ -224,8 +227,8 @@ retryable = "yes"
             '[[hints.sources]]\nmessage = "("\n',
         )
         both = (
-            "give exactly one of header (a response header) or message (a regex searched "
-            "in the error message)"
+            "give exactly one of header (a response header), message (a regex searched "
+            "in the error message) or body (a field of the error object)"
         )
         assert problems(bad) == [
             f"{bad}: $.hints.sources[2].message: invalid regular expression '(': missing ), "
@@ -352,45 +355,43 @@ def policies(draw: st.DrawFn) -> pe.Policy:
         error=st.none() | st.booleans(),
     )
     templates = st.sampled_from(["", "Wait {retry_after}s", "{message} ({code})", "{{literal}}"])
-    defaults = draw(
-        st.builds(
-            pe.Defaults,
-            classification=names,
-            retryable=st.booleans(),
-            action=st.sampled_from(list(pe.ActionKind)),
-            backoff=backoffs,
-            max_attempts=st.integers(1, 50),
-            max_elapsed=seconds,
-            hint_max=seconds,
-            on_long_hint=st.sampled_from(list(pe.LongHint)),
-            use_hints=st.booleans(),
-            honour_should_retry=st.booleans(),
-            fallback=st.lists(names, max_size=3).map(tuple),
-            remediation=templates,
-        )
-    )
+    # An action and a retryable that do not contradict each other (retry is
+    # retryable, succeed is not); fail and fallback may be either.
+    pairs = [("retry", True), ("succeed", False)]
+    pairs += [(a, r) for a in ("fail", "fallback") for r in (True, False)]
+
+    def outcome() -> dict[str, object]:
+        action, retryable = draw(st.sampled_from(pairs))
+        return {
+            "action": pe.ActionKind(action),
+            "retryable": retryable,
+            "backoff": draw(backoffs),
+            "max_attempts": draw(st.integers(1, 50)),
+            "max_elapsed": draw(seconds),
+            "hint_max": draw(seconds),
+            "on_long_hint": draw(st.sampled_from(list(pe.LongHint))),
+            "use_hints": draw(st.booleans()),
+            "honour_should_retry": draw(st.booleans()),
+            "fallback": tuple(draw(st.lists(names, max_size=3))),
+            "retries_before_fallback": draw(st.integers(0, 5)),
+            "remediation": draw(templates),
+        }
+
+    defaults = pe.Defaults(classification=draw(names), **outcome())  # type: ignore[arg-type]
+    classifications = {
+        name: pe.Classification(description=draw(st.text(max_size=10)), **outcome())  # type: ignore[arg-type]
+        for name in draw(st.lists(names, max_size=3, unique=True))
+    }
     ids = draw(st.lists(names, min_size=1, max_size=6, unique=True))
+    known = [defaults.classification, *classifications]
     rules = tuple(
-        draw(
-            st.builds(
-                pe.Rule,
-                id=st.just(rule_id),
-                match=matches,
-                enabled=st.booleans(),
-                classification=names,
-                retryable=st.booleans(),
-                action=st.sampled_from(list(pe.ActionKind)),
-                backoff=backoffs,
-                max_attempts=st.integers(1, 50),
-                max_elapsed=seconds,
-                hint_max=seconds,
-                on_long_hint=st.sampled_from(list(pe.LongHint)),
-                use_hints=st.booleans(),
-                honour_should_retry=st.booleans(),
-                fallback=st.lists(names, max_size=3).map(tuple),
-                remediation=templates,
-                description=st.text(max_size=20),
-            )
+        pe.Rule(
+            id=rule_id,  # type: ignore[arg-type]
+            match=draw(matches),
+            enabled=draw(st.booleans()),
+            classification=draw(st.sampled_from(known) | names),
+            description=draw(st.text(max_size=20)),
+            **outcome(),  # type: ignore[arg-type]
         )
         for rule_id in ids
     )
@@ -416,7 +417,11 @@ def policies(draw: st.DrawFn) -> pe.Policy:
         should_retry_header=draw(st.sampled_from(["", "x-should-retry"])),
     )
     return pe.Policy(
-        defaults=defaults, rules=rules, hints=hints, description=draw(st.text(max_size=20))
+        defaults=defaults,
+        classifications=classifications,
+        rules=rules,
+        hints=hints,
+        description=draw(st.text(max_size=20)),
     )
 
 
@@ -456,3 +461,95 @@ def test_policies_are_read_only_all_the_way_down(default_policy: pe.Policy) -> N
         default_policy.rule("bot-challenge").match.headers["x"] = True  # type: ignore[index]
     with pytest.raises(TypeError):
         pe.Match(headers={"a": True}).headers["b"] = False  # type: ignore[index]
+
+
+class TestOverridesCatchMistakes:
+    def test_an_unknown_rule_id_without_a_match_is_an_error(self, tmp_path: Path) -> None:
+        typo = write(
+            tmp_path, "typo.toml", '[[rules]]\nid = "rate-limit-exceded"\nmax_attempts = 8\n'
+        )
+        assert problems(typo) == [
+            f"{typo}: $.rules[0].id: no rule 'rate-limit-exceded' in the layers beneath to "
+            "change (did you mean 'rate-limit-exceeded'?); to add a new rule, give it a match "
+            "(match = {} for a catch-all)"
+        ]
+        # With a match it is a new rule; a whole policy's first layer needs none.
+        new = write(tmp_path, "new.toml", '[[rules]]\nid = "mine"\nmatch = {}\n')
+        assert pe.load_policy(new, env=False).rules[0].id == "mine"
+        assert (
+            pe.load_policy(write(tmp_path, "whole.toml", MINIMAL), env=False).rules[0].id == "all"
+        )
+
+    def test_a_misspelled_id_is_named_beside_the_missing_one(self, tmp_path: Path) -> None:
+        idd = write(tmp_path, "idd.toml", '[[rules]]\nidd = "mine"\nmatch = { status = 418 }\n')
+        rule_keys = ", ".join(f.name for f in attrs.fields(pe.Rule))
+        assert problems(idd) == [
+            f"{idd}: $.rules[0].id: required key is missing",
+            f"{idd}: $.rules[0].idd: unknown key (did you mean 'id'?); known keys: {rule_keys}",
+        ]
+        test = write(tmp_path, "t.toml", '[[tests]]\nnmae = "x"\nresponse = { status = 200 }\n')
+        assert problems(test)[1].startswith(
+            f"{test}: $.tests[0].nmae: unknown key (did you mean 'name'?)"
+        )
+
+    def test_every_template_error_of_a_string(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "t.toml",
+            '[[rules]]\nid = "r"\nmatch = {}\nremediation = "{retry_afer}s {modle} {delay:.2f} } {"\n',
+        )
+        known = "known: " + ", ".join(sorted(pe.PLACEHOLDERS))
+        braces = "(write {{ and }} for literal braces)"
+        assert problems(bad) == [
+            f"{bad}: $.rules[0].remediation: unknown placeholder {{retry_afer}} (did you mean "
+            f"'retry_after'?); {known}",
+            f"{bad}: $.rules[0].remediation: unknown placeholder {{modle}} (did you mean "
+            f"'model'?); {known}",
+            f"{bad}: $.rules[0].remediation: bad template: placeholder {{delay}} takes no "
+            f"conversion or format spec {braces}",
+            f"{bad}: $.rules[0].remediation: bad template: single '}}' at position 34 {braces}",
+            f"{bad}: $.rules[0].remediation: bad template: '{{' at position 36 is never closed "
+            f"{braces}",
+        ]
+
+    def test_a_contradictory_action_and_retryable(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "c.toml",
+            "[classifications.rate_limit]\nretryable = false\n"
+            '[[rules]]\nid = "ok"\nmatch = { status = 418 }\naction = "succeed"\nretryable = true\n',
+        )
+        assert problems(bad) == [
+            f"{bad}: $.classifications.rate_limit.retryable: action = 'retry' with retryable = "
+            "false never retries: drop retryable (it follows the action), or say action = 'fail'",
+            f"{bad}: $.rules[0].retryable: action = 'succeed' with retryable = true: a success "
+            "is no error to retry; drop retryable",
+        ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text("{}ab_:!xyz ", max_size=16)
+    | st.sampled_from(sorted(pe.PLACEHOLDERS)).map("{{{}}}".format)
+)
+def test_template_problems_agree_with_the_parser(text: str) -> None:
+    """A template passes the loader's check exactly when it parses and every
+    placeholder is known; the check never raises."""
+    from policyengine._converter import template_problems
+    from policyengine._text import parse_template
+
+    try:
+        fields = [p.field for p in parse_template(text) if p.field is not None]
+        parses = all(f in pe.PLACEHOLDERS for f in fields)
+    except ValueError:
+        parses = False
+    assert (template_problems(text) == []) is parses
+
+
+def test_a_body_hint_source_is_a_path(tmp_path: Path) -> None:
+    bad = write(tmp_path, "b.toml", '[[hints.sources]]\nbody = "details[]..retryDelay"\n')
+    assert problems(bad) == [
+        f"{bad}: $.hints.sources[0].body: expected a path to a field of the error object: names "
+        "joined by dots, [] after a name for any item of an array there "
+        "(details[].retryDelay), got 'details[]..retryDelay'"
+    ]

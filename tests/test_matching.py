@@ -33,11 +33,29 @@ def scan_transport(policy: pe.Policy, kind: str, method: str | None) -> str | No
 def test_specificity_tiers() -> None:
     assert specificity(pe.Match()) == (0, 0)
     assert specificity(pe.Match(status=(StatusRange(500, 599),))) == (1, 1)
-    assert specificity(pe.Match(status=(StatusRange(429, 429),))) == (2, 1)
+    assert specificity(pe.Match(type=("server_error",))) == (2, 1)  # generic: below a status
+    assert specificity(pe.Match(status=(StatusRange(429, 429),))) == (3, 1)
     assert specificity(pe.Match(status=(StatusRange(429, 429), StatusRange(500, 599)))) == (1, 1)
-    assert specificity(pe.Match(code=("x",), status=(StatusRange(429, 429),))) == (3, 2)
-    assert specificity(pe.Match(transport=("timeout",))) == (3, 1)  # type: ignore[arg-type]
+    assert specificity(pe.Match(code=("x",), status=(StatusRange(429, 429),))) == (4, 2)
+    # A type written for its statuses (a range too) is specific.
+    assert specificity(pe.Match(type=("t",), status=(StatusRange(400, 499),))) == (4, 2)
+    assert specificity(pe.Match(transport=("timeout",))) == (4, 1)  # type: ignore[arg-type]
     assert specificity(pe.Match(headers={"a": True, "b": False}, error=True)) == (0, 3)
+
+
+def test_a_generic_type_never_beats_an_exact_status() -> None:
+    # The case: OpenAI-style gateways send "type": "server_error" on
+    # every 5xx; a 502 / 503 is still an unavailable upstream.
+    engine = pe.Engine(pe.load_policy(env=False))
+    body = error_body("Bad gateway", "server_error")
+    for status, rule in (
+        (502, "upstream-unavailable"),
+        (503, "upstream-unavailable"),
+        (500, "server-error"),
+        (504, "request-timeout"),
+        (599, "server-error-type"),
+    ):
+        assert engine.evaluate(pe.Response(status, {}, body)).rule_id == rule, status
 
 
 def test_words_after_a_type_are_checked() -> None:

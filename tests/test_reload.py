@@ -68,7 +68,7 @@ def test_a_bad_policy_changes_nothing(tmp_path: Path) -> None:
     driver = pe.Driver(pe.Engine(pe.load_policy(env=False)))
     before = driver.engine
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[rules]]\nid = "x"\nmax_attempts = 0\n', encoding="utf-8")
+    bad.write_text('[[rules]]\nid = "x"\nmatch = {}\nmax_attempts = 0\n', encoding="utf-8")
     with pytest.raises(pe.PolicyError, match=r"bad.toml: \$\.rules\[0\]\.max_attempts"):
         driver.reload(bad, env=False)
     assert driver.engine is before
@@ -165,7 +165,7 @@ def test_the_watcher_follows_the_file_and_rejects_a_bad_one(
     assert driver.engine.policy.rule("teapot").classification == "coffee"
     in_use = driver.engine
     with caplog.at_level(logging.ERROR, logger="policyengine"):
-        path.write_text('[[rules]]\nid = "teapot"\nmax_attempts = "many"\n')
+        path.write_text('[[rules]]\nid = "teapot"\nmatch = {}\nmax_attempts = "many"\n')
         assert not watcher.check()
     assert driver.engine is in_use
     assert "max_attempts" in caplog.text and "stays" in caplog.text

@@ -370,3 +370,103 @@ class TestTransportKinds:
         # openai 3.x may ship on the httpx2 fork; its exceptions keep httpx's names.
         fork = type("ReadTimeout", (Exception,), {"__module__": "httpx2._exceptions"})
         assert transport_kind(fork("x")) == "read_timeout"
+
+
+class TestNestedCodes:
+    """Codes nested in an error object: read, bounded, matched by match.code."""
+
+    @pytest.mark.parametrize(
+        ("body", "code", "nested"),
+        [
+            (  # Anthropic: error.details.error_code
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "rate_limit_error",
+                        "message": "m",
+                        "details": {"error_code": "enforced_spend_limit_reached"},
+                    },
+                },
+                None,
+                ("enforced_spend_limit_reached",),
+            ),
+            (  # Google legacy: errors[].reason
+                {
+                    "error": {
+                        "code": 403,
+                        "message": "m",
+                        "errors": [{"reason": "rateLimitExceeded"}],
+                        "status": "PERMISSION_DENIED",
+                    }
+                },
+                "403",
+                ("rateLimitExceeded",),
+            ),
+            (  # Google: the first ErrorInfo reason is the code; QuotaFailure ids nested
+                {
+                    "error": {
+                        "code": 429,
+                        "status": "RESOURCE_EXHAUSTED",
+                        "details": [
+                            {"reason": "RATE_LIMIT_EXCEEDED"},
+                            {"violations": [{"quotaId": "PerDay"}, {"quotaId": "PerMinute"}]},
+                        ],
+                    }
+                },
+                "RATE_LIMIT_EXCEEDED",
+                ("PerDay", "PerMinute"),
+            ),
+            (  # Azure: innererror.code
+                {
+                    "error": {
+                        "code": "content_filter",
+                        "message": "m",
+                        "innererror": {"code": "ResponsibleAIPolicyViolation"},
+                    }
+                },
+                "content_filter",
+                ("ResponsibleAIPolicyViolation",),
+            ),
+        ],
+    )
+    def test_read(self, body: dict[str, object], code: str | None, nested: tuple[str, ...]) -> None:
+        error = (
+            pe.Engine(pe.load_policy(env=False))
+            .evaluate(pe.Response(400, {}, json.dumps(body).encode()))
+            .error
+        )
+        assert error is not None
+        assert (error.code, error.nested_codes) == (code, nested)
+
+    def test_bounded(self) -> None:
+        from policyengine._errorbody import MAX_NESTED_ITEMS, parse_raw
+
+        many = {"error": {"message": "m", "errors": [{"reason": f"r{i}"} for i in range(1000)]}}
+        raw = parse_raw(json.dumps(many).encode(), 400)
+        assert raw is not None and len(raw.more_codes) == MAX_NESTED_ITEMS
+
+    def test_matched_by_match_code(self) -> None:
+        policy = pe.load_policy(
+            {
+                "rules": [
+                    {
+                        "id": "spend",
+                        "match": {"code": "enforced_spend_limit_reached"},
+                        "classification": "quota_exhausted",
+                    }
+                ]
+            },
+            env=False,
+        )
+        body = {
+            "type": "error",
+            "error": {
+                "type": "rate_limit_error",
+                "message": "m",
+                "details": {"error_code": "enforced_spend_limit_reached"},
+            },
+        }
+        action = pe.Engine(policy).evaluate(pe.Response(429, {}, json.dumps(body).encode()))
+        assert (action.rule_id, action.kind) == ("spend", pe.ActionKind.FAIL)
+        assert "nested code 'enforced_spend_limit_reached'" in action.explanation
+        assert "[code 'enforced_spend_limit_reached']" in action.explanation

@@ -108,7 +108,7 @@ Numbers
   milliseconds, whichever of the two lands nearer ``now``. A text reset there
   may be RFC 3339 or an HTTP-date.
 - A reset already past means the budget is whole again: 0. One more than
-  ``MAX_HINT_SECONDS`` (a year) away, ahead or past, is garbage, as for wait
+  ``MAX_RESET_SECONDS`` (a year) away, ahead or past, is garbage, as for wait
   hints: not stated.
 - Counts have at most 15 integer and 9 decimal digits (ASCII). A negative
   remaining (servers overdraw) is 0; a negative limit voids the allowance.
@@ -133,12 +133,13 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-from .._delay import MAX_HINT_SECONDS, parse_duration, parse_hint
+from .._delay import parse_duration, parse_hint
 from .._model import HintFormat
 
 __all__ = [
     "EPOCH_FLOOR",
     "MAX_LIST_MEMBERS",
+    "MAX_RESET_SECONDS",
     "MAX_VALUES_PER_NAME",
     "MAX_VALUE_CHARS",
     "Allowance",
@@ -158,6 +159,10 @@ EPOCH_FLOOR = 1e9
 _MAX_WHOLE_DIGITS = 15
 _MAX_DECIMAL_DIGITS = 9
 
+#: A reset further than this (a year) from now, ahead or past, is garbage: a
+#: budget is not stated for years (wait hints, unlike budgets, are clamped).
+MAX_RESET_SECONDS = 365 * 24 * 3600.0
+
 
 class Allowance(NamedTuple):
     """One budget as the server stated it."""
@@ -167,7 +172,7 @@ class Allowance(NamedTuple):
     remaining: float
     """What is left now (finite, >= 0; may exceed ``limit``: servers round and lie)."""
     reset_after: float | None
-    """Seconds until it is replenished (finite, 0 to ``MAX_HINT_SECONDS``), if stated."""
+    """Seconds until it is replenished (finite, 0 to ``MAX_RESET_SECONDS``), if stated."""
     window: float | None
     """The window length in seconds (IETF policy ``w``), if stated."""
 
@@ -292,9 +297,15 @@ def _until(text: str, fmt: HintFormat, now: float) -> float | None:
     # parse_hint gives None for a time already past; a reset that is past means
     # the budget is whole again. Asked again from a year earlier, it tells that
     # case (a time within the past year) apart from garbage.
-    if seconds is None and parse_hint(text, fmt, now - MAX_HINT_SECONDS) is not None:
+    if seconds is None and parse_hint(text, fmt, now - MAX_RESET_SECONDS) is not None:
         return 0.0
-    return seconds
+    return _bounded(seconds)
+
+
+def _bounded(seconds: float | None) -> float | None:
+    """A reset within ``MAX_RESET_SECONDS``, else None (wait hints are clamped
+    there, not refused: a budget that far off is garbage)."""
+    return seconds if seconds is not None and seconds <= MAX_RESET_SECONDS else None
 
 
 def _go_duration(text: str | None, now: float) -> float | None:
@@ -314,8 +325,8 @@ def _go_duration(text: str | None, now: float) -> float | None:
         if whole is not None and part is not None:
             seconds = whole * 60.0 + part
     if seconds is None:
-        return parse_duration(text)  # 1h2m3.5s, a bare number, or garbage
-    return seconds if seconds <= MAX_HINT_SECONDS else None
+        return _bounded(parse_duration(text))  # 1h2m3.5s, a bare number, or garbage
+    return _bounded(seconds)
 
 
 def _rfc3339(text: str | None, now: float) -> float | None:
@@ -336,7 +347,7 @@ def _reset_number(text: str | None, now: float) -> float | None:
     if number < 0.0:
         return None
     if number < EPOCH_FLOOR:
-        return number if number <= MAX_HINT_SECONDS else None
+        return number if number <= MAX_RESET_SECONDS else None
     fmt = HintFormat.EPOCH_MILLISECONDS if _is_millis(number, now) else HintFormat.EPOCH_SECONDS
     return _until(head, fmt, now)
 
@@ -547,7 +558,7 @@ class _Policy(NamedTuple):
 
 def _window(text: str | None) -> float | None:
     seconds = _number(text)
-    if seconds is None or not 0.0 < seconds <= MAX_HINT_SECONDS:
+    if seconds is None or not 0.0 < seconds <= MAX_RESET_SECONDS:
         return None
     return seconds
 

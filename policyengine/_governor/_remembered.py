@@ -15,7 +15,15 @@ from typing import Any
 import attrs
 
 from .._errorbody import MAX_PARSE_BYTES
-from .._model import Action, ActionKind, AmendedDetails, ParsedError, Response, StaticDetails
+from .._model import (
+    Action,
+    ActionKind,
+    AmendedDetails,
+    Facts,
+    ParsedError,
+    Response,
+    StaticDetails,
+)
 from .._redact import redact
 
 __all__ = ["MAX_REPLAY_BYTES", "Remembered"]
@@ -24,6 +32,10 @@ __all__ = ["MAX_REPLAY_BYTES", "Remembered"]
 MAX_REPLAY_BYTES = MAX_PARSE_BYTES
 #: ... and at most this many headers.
 MAX_REPLAY_HEADERS = 64
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 @attrs.frozen
@@ -40,6 +52,7 @@ class Remembered:
     reasons: tuple[str, ...]
     error: ParsedError | None = None
     response: Response | None = None
+    facts: Facts = attrs.field(factory=Facts)
 
     @classmethod
     def of(cls, action: Action, response: Response | None) -> Remembered:
@@ -67,12 +80,13 @@ class Remembered:
             action.reasons,
             action.error,
             kept,
+            action.facts,
         )
 
     def action(self, why: str, note: str = "") -> Action:
         """The failure as an action for another call: a give-up, ``why`` added
         to its reasons (and ``note`` to its remediation)."""
-        base = StaticDetails(self.error, self.remediation, self.reasons, "none")
+        base = StaticDetails(self.error, self.remediation, self.reasons, "none", self.facts)
         return Action(
             ActionKind.FAIL,
             self.classification,
@@ -91,6 +105,7 @@ class Remembered:
         data: dict[str, Any] = attrs.asdict(self, recurse=False)
         data["reasons"] = list(self.reasons)
         data["error"] = attrs.asdict(self.error) if self.error is not None else None
+        data["facts"] = attrs.asdict(self.facts)
         if self.response is not None:
             r = self.response
             data["response"] = {
@@ -109,6 +124,7 @@ class Remembered:
             data = json.loads(text)
             error = data.get("error")
             response = data.get("response")
+            facts = data.get("facts")
             return cls(
                 str(data["classification"]),
                 str(data["rule_id"]),
@@ -118,7 +134,9 @@ class Remembered:
                 str(data["transport"]) if data.get("transport") is not None else None,
                 str(data["remediation"]),
                 tuple(str(r) for r in data["reasons"]),
-                ParsedError(**error) if isinstance(error, dict) else None,
+                ParsedError(**{k: _tuple(v) for k, v in error.items()})
+                if isinstance(error, dict)
+                else None,
                 Response(
                     int(response["status"]),
                     [(str(n), str(v)) for n, v in response["headers"]][:MAX_REPLAY_HEADERS],
@@ -126,6 +144,7 @@ class Remembered:
                 )
                 if isinstance(response, dict)
                 else None,
+                Facts(**facts) if isinstance(facts, dict) else Facts(),
             )
         except Exception:
             return None

@@ -263,19 +263,18 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    """``check``: load and lint the layers; 1 on an error (or a warning, with --strict)."""
+    """``check``: load and lint the layers, listing load problems and lint
+    findings together; 1 on an error (or a warning, with --strict).
+    ``$POLICYENGINE_POLICY`` counts only with ``--env``: a file is checked as written."""
+    from .._loading import load_partial
     from .lint import Finding, lint
 
-    findings: list[Finding]
-    policy: Policy | None = None
-    try:
-        policy = _load(args)
-    except PolicyError as e:
-        findings = [
-            Finding("error", "invalid", display_file(p.file), p.path, p.message) for p in e.problems
-        ]
-    else:
-        findings = lint(policy)
+    policy, problems, broken = load_partial(*_layers(args), env=args.env and not args.no_env)
+    findings = [
+        Finding("error", "invalid", display_file(p.file), p.path, p.message) for p in problems
+    ]
+    # The rest is linted as loaded: what did not load is already reported.
+    findings += lint(policy, broken=broken)
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
     failed = errors > 0 or (args.strict and warnings > 0)
@@ -293,7 +292,7 @@ def check(args: argparse.Namespace) -> int:
         out(str(f))
     if findings:
         out(f"{plural(errors, 'error')}, {plural(warnings, 'warning')}")
-    elif policy is not None:
+    else:
         tests = plural(len(policy.tests), "test")
         out(f"ok: {len(policy.rules)} rules, {tests}, no problems found")
     return 1 if failed else 0

@@ -9,6 +9,10 @@ Checks (``Finding.check``), errors first:
   policy does not have (or has disabled).
 - ``status-range`` (error when a status spec lies wholly outside 100-599,
   warning when partly): HTTP statuses are 100-599.
+- ``partly-shadowed`` (warning): a generic rule of an override (an error
+  type alone, or a status range) matches responses that an exact-status rule
+  of a lower layer decides differently, first: on those statuses it never
+  decides.
 - ``overlap`` (warning): two rules on the same keys, equally specific, can
   match the same response and decide differently: only their order decides.
 - ``uncapped-delay`` (warning): a retrying rule obeys a server's wait of any
@@ -22,12 +26,14 @@ then position), so what lint calls unreachable the engine never selects.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 import attrs
 
 from .._converter import template_fields
-from .._matching import specificity
+from .._keypath import format_path
+from .._matching import EXACT_STATUS, STATUS_RANGE, TYPE_ALONE, specificity
 from .._model import ActionKind, LongHint, Policy, Rule
 from .locate import Locator
 from .matchsets import condition_keys, contradiction, covers, domain, overlaps
@@ -135,6 +141,10 @@ def _status_finding(rule: Rule) -> _StatusFinding | None:
     )
 
 
+#: How many rules a partly-shadowed finding names.
+_SHOWN = 4
+
+
 class _Precedence(NamedTuple):
     """The engine's order of rules, higher first: specificity, then position."""
 
@@ -146,8 +156,9 @@ class _Lint:
     """One run of lint over a policy: the findings so far, and the rules
     found unreachable (later checks skip them)."""
 
-    def __init__(self, policy: Policy, where: Locator) -> None:
+    def __init__(self, policy: Policy, where: Locator, broken: Collection[str] = ()) -> None:
         self.policy = policy
+        self.broken = frozenset(broken)
         self.where = where
         self.findings: list[Finding] = []
         self.enabled = [(i, r) for i, r in enumerate(policy.rules) if r.enabled]
@@ -216,6 +227,37 @@ class _Lint:
                 f"{other.id!r} ({self.where.rule(other.id)}), {reason}",
             )
 
+    def partly_shadowed(self) -> None:
+        """A generic rule (a type alone, a status range) of a layer above
+        that an exact status of a lower layer decides differently, in part."""
+        for i, rule in self.enabled:
+            if i in self.dead or self.keys[i].specificity[0] not in (TYPE_ALONE, STATUS_RANGE):
+                continue
+            takers = [
+                other
+                for j, other in self.enabled
+                if j not in self.dead
+                and self.keys[j].specificity[0] == EXACT_STATUS
+                and self.layer(j) < self.layer(i)
+                and _effect(other) != _effect(rule)
+                and overlaps(other.match, rule.match)
+            ]
+            if not takers:
+                continue
+            statuses = ", ".join("/".join(str(r) for r in t.match.status) for t in takers)
+            ids = ", ".join(repr(t.id) for t in takers[:_SHOWN])
+            more = f" and {len(takers) - _SHOWN} more" if len(takers) > _SHOWN else ""
+            kind = "an error type alone" if rule.match.type else "a status range"
+            self.add(
+                "warning",
+                "partly-shadowed",
+                ("rules", i, "match"),
+                f"rule {rule.id!r} matches {kind}, less specific than an exact status: on "
+                f"status {statuses} a rule of a lower layer decides differently, first "
+                f"({ids}{more}); to decide those too, name the statuses in its match "
+                "(status = [...]), or override those rules by id",
+            )
+
     def overlap(self) -> None:
         keys = self.keys
         for i, rule in self.enabled:
@@ -267,8 +309,12 @@ class _Lint:
 
     def unfilled_placeholders(self, i: int, rule: Rule) -> None:
         unfilled = _unfilled(rule, self.policy)
-        own = self.where.source(("rules", i, "remediation")).path[-1:] == ("remediation",)
-        source = "" if own else " (inherited from [defaults])"
+        at: tuple[Any, ...] = ("rules", i, "remediation")
+        inherited = self.policy.inherited.get(format_path(at))
+        source = ""
+        if inherited is not None:  # "$.classifications.x.remediation" -> [classifications.x]
+            source = f" (inherited from [{inherited[2:].rsplit('.', 1)[0]}])"
+            at = ("rules", i)
         try:
             names = template_fields(rule.remediation)
         except ValueError:  # pragma: no cover - the loader checked the template
@@ -278,7 +324,7 @@ class _Lint:
                 self.add(
                     "warning",
                     "unfilled-placeholder",
-                    ("rules", i, "remediation"),
+                    at,
                     f"rule {rule.id!r}: {{{name}}} in the remediation{source} can never be filled "
                     f"({unfilled[name]}); it would always read '(unknown)'",
                 )
@@ -287,7 +333,7 @@ class _Lint:
         ids = {r.id for _, r in self.enabled}
         for t, test in enumerate(self.policy.tests):
             wanted = test.expect.rule
-            if wanted is not None and wanted not in ids:
+            if wanted is not None and wanted not in ids and wanted not in self.broken:
                 known = {r.id for r in self.policy.rules}
                 state = "is disabled" if wanted in known else "does not exist"
                 self.add(
@@ -309,11 +355,16 @@ def _uncapped(rule: Rule, policy: Policy) -> bool:
     )
 
 
-def lint(policy: Policy, locator: Locator | None = None) -> list[Finding]:
-    """Every finding of every check, errors first, then in rule order."""
-    run = _Lint(policy, locator or Locator(policy))
+def lint(
+    policy: Policy, locator: Locator | None = None, *, broken: Collection[str] = ()
+) -> list[Finding]:
+    """Every finding of every check, errors first, then in rule order.
+    ``broken``: ids of rules that did not load (a partial load's disabled
+    stand-ins), which tests may expect without a finding."""
+    run = _Lint(policy, locator or Locator(policy), broken)
     run.never_matches()
     run.shadowed()
+    run.partly_shadowed()
     run.overlap()
     run.each_rule()
     run.unknown_test_rules()

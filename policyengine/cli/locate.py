@@ -44,10 +44,18 @@ class Location(NamedTuple):
 
 
 def display_file(file: str) -> str:
-    """``file`` as the command line shows it: the bundled default as ``<default>``."""
+    """``file`` as the command line shows it: the bundled default as
+    ``<default>``, a bundled preset as ``<preset:NAME>`` (named by its
+    file, or as a layer: ``preset:NAME``)."""
+    if file.startswith("preset:"):
+        return f"<{file}>"
     try:
-        if Path(file).resolve() == default_policy_path().resolve():
+        path = Path(file).resolve()
+        default = default_policy_path().resolve()
+        if path == default:
             return DEFAULT_NAME
+        if path.parent == default.parent / "presets" and path.suffix == ".toml":
+            return f"<preset:{path.stem}>"
     except (OSError, ValueError):
         pass
     return file
@@ -116,7 +124,11 @@ class Locator:
 
     def where(self, path: KeyPath) -> Location:
         """Where the value at merged key path ``path`` (or its nearest ancestor
-        that has an origin) was written."""
+        that has an origin) was written; a rule's inherited value where its
+        classification or ``[defaults]`` sets it."""
+        inherited = self.policy.inherited.get(format_path(path))
+        if inherited is not None:  # a table's merged path is its path in its file
+            return Location(display_file(self.source(path).file), inherited)
         origin = self.source(path)
         return Location(display_file(origin.file), format_path(self._local(origin)))
 

@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="policy files, layered in order")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    p.add_argument(
+        "--env",
+        action="store_true",
+        help="also layer the files named by $POLICYENGINE_POLICY (check ignores them "
+        "unless asked, so that a file is checked as written)",
+    )
     formats(p, "text", "json")
 
     p = command(

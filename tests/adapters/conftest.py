@@ -22,6 +22,7 @@ DEPLOYMENT = {
             "id": "post-read-timeout",
             "match": {"transport": "read_timeout", "method": "POST"},
             "classification": "timeout",
+            "action": "fail",
             "remediation": "A POST timed out while reading; it is not retried.",
         },
     ]

@@ -348,7 +348,9 @@ def test_explain_missing_body_file(cli: Run, tmp_path: Path) -> None:
 
 def test_policy_errors_name_file_and_key_path(cli: Run, tmp_path: Path) -> None:
     bad = _write(
-        tmp_path, "bad.toml", '[[rules]]\nid = "x"\nmax_attempts = "ten"\naction = "retri"\n'
+        tmp_path,
+        "bad.toml",
+        '[[rules]]\nid = "rate-limit"\nmax_attempts = "ten"\naction = "retri"\n',
     )
     broken = _write(tmp_path, "broken.toml", "[[rules]\n")
     missing = str(tmp_path / "missing.toml")
@@ -402,6 +404,42 @@ def test_check_reports_load_problems_as_findings(cli: Run, tmp_path: Path) -> No
         "status, code, type, message, message_regex, headers, method, transport, error [invalid]",
         "2 errors, 0 warnings",
     ]
+
+
+def test_check_lists_load_problems_and_lint_findings_together(cli: Run, tmp_path: Path) -> None:
+    mixed = _write(
+        tmp_path,
+        "mixed.toml",
+        '[[rules]]\nid = "rate-limit-exceded"\nmax_attempts = 8\n'
+        '[[rules]]\nid = "odd"\nmatch = { status = 700 }\nclassification = "odd"\n'
+        '[[tests]]\nname = "t"\nresponse = { status = 700 }\nexpect = { rule = "gone" }\n',
+    )
+    code, out, _ = cli("check", mixed)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{mixed}: $.rules[0].id: error: no rule 'rate-limit-exceded' in the layers beneath to "
+        "change (did you mean 'rate-limit-exceeded'?); to add a new rule, give it a match "
+        "(match = {} for a catch-all) [invalid]",
+        f"{mixed}: $.rules[1].match.status: error: status 700 is outside 100-599: no HTTP "
+        "response has it [status-range]",
+        f"{mixed}: $.tests[0].expect.rule: error: test 't' expects rule 'gone', which does not "
+        "exist [unknown-test-rule]",
+        "3 errors, 0 warnings",
+    ]
+
+
+def test_check_ignores_the_environment_unless_asked(
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = _write(tmp_path, "env.toml", "[defaults]\nmax_attempts = 0\n")
+    monkeypatch.setenv("POLICYENGINE_POLICY", broken)
+    code, out, _ = cli("check")
+    assert (code, out.startswith("ok: ")) == (0, True)
+    code, out, _ = cli("check", "--env")
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"{broken}: $.defaults.max_attempts: error: expected a whole number >= 1, got 0 [invalid]"
+    )
 
 
 def test_check_warnings_pass_unless_strict(cli: Run, tmp_path: Path) -> None:

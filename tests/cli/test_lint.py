@@ -214,3 +214,35 @@ def test_finding_text_and_dict() -> None:
         "path": "$.rules[0]",
         "message": "text",
     }
+
+
+def test_partly_shadowed_generic_rule_of_an_override(tmp_path: Path) -> None:
+    base = tmp_path / "base.toml"
+    base.write_text(
+        'inherit = false\n[[rules]]\nid = "bad-gateway"\nmatch = { status = [502, 503] }\n'
+        'classification = "upstream"\naction = "fallback"\n'
+        '[[rules]]\nid = "same"\nmatch = { status = 500 }\nclassification = "mine"\n',
+        encoding="utf-8",
+    )
+    over = tmp_path / "over.toml"
+    over.write_text(
+        '[[rules]]\nid = "by-type"\nmatch = { type = "server_error" }\nclassification = "mine"\n',
+        encoding="utf-8",
+    )
+    found = [str(f) for f in lint(pe.load_policy(base, over, env=False))]
+    assert found == [
+        f"{over}: $.rules[0].match: warning: rule 'by-type' matches an error type alone, less "
+        "specific than an exact status: on status 502/503 a rule of a lower layer decides "
+        "differently, first ('bad-gateway'); to decide those too, name the statuses in its "
+        "match (status = [...]), or override those rules by id [partly-shadowed]"
+    ]
+    # Naming the statuses makes the type specific: it decides them, and lint is quiet.
+    over.write_text(
+        '[[rules]]\nid = "by-type"\nmatch = { type = "server_error", status = "5xx" }\n'
+        'classification = "mine"\n',
+        encoding="utf-8",
+    )
+    policy = pe.load_policy(base, over, env=False)
+    assert lint(policy) == []
+    body = b'{"error": {"type": "server_error", "message": "x"}}'
+    assert pe.Engine(policy).evaluate(pe.Response(502, {}, body)).rule_id == "by-type"

@@ -104,4 +104,4 @@ def test_only_files(tmp_path: Path) -> None:
     assert report.unexercised == ()  # the file has no rules of its own
     everything = run_tests(policy)
     assert len(everything.results) == len(policy.tests)
-    assert "conflict" in everything.unexercised  # no default test sends a 409
+    assert "not-implemented" in everything.unexercised  # no default test sends a 501

@@ -104,7 +104,8 @@ def test_method_rules_apply_to_recorded_network_failures(tmp_path: Path) -> None
     policy = _policy(
         tmp_path,
         PLAIN + '[[rules]]\nid = "no-post-retry"\n'
-        'match = { transport = "read_timeout", method = "POST" }\nclassification = "timeout"\n',
+        'match = { transport = "read_timeout", method = "POST" }\n'
+        'classification = "timeout"\naction = "fail"\n',
     )
     records = read_records(
         b'{"transport": "read_timeout", "method": "POST"}\n{"status": 200}\n', "r"
