@@ -168,7 +168,7 @@ class Engine:
                     continue  # needs an error in the body: not this path
                 if rule.headers or rule.methods or rule.rule.action is not ActionKind.SUCCEED:
                     break
-                trace = Trace(self._decide, rule, Response(status), None, None, None, 1, 0.0, None)
+                trace = Trace(self, rule, Response(status), None, None, None, 1, 0.0, None)
                 fast[status] = self._decide(trace, None)
                 break
         return fast
@@ -274,7 +274,7 @@ class Engine:
         if compiled is None:
             return _unmatched(f"status {r.status}", r.status, raw)
         trace = Trace(
-            self._decide,
+            self,
             compiled,
             r,
             raw,
@@ -314,7 +314,7 @@ class Engine:
         if compiled is None:
             return _unmatched(f"a {kind} failure", None, None, transport=kind)
         trace = Trace(
-            self._decide,
+            self,
             compiled,
             None,
             None,
@@ -377,17 +377,22 @@ class Engine:
                     return _action(d, ActionKind.FAIL, retryable)
 
         if not d.hint_read:
-            d.hint = None
-            if r is not None and rule.use_hints and self._hints:
-                raw = d.raw
-                message, body = (raw.message, raw.source) if raw is not None else ("", None)
-                d.hint = read_hints(r.headers, self._hints, self.clock, message, body)
+            d.hint = self._hint_for(d) if rule.use_hints else None
         hint = d.hint
         if hint is None or hint.past is not None:
             if hint is not None and say is not None:
                 say(HintInPast(hint))
             return self._retry(d, self._backoff(d, say), retryable, "backoff", say)
         return self._wait_as_asked(d, hint, retryable, say)
+
+    def _hint_for(self, d: Trace) -> Hint | None:
+        """The wait ``d``'s response asks for, by the hint sources (None: none)."""
+        r = d.response
+        if r is None or not self._hints:
+            return None
+        raw = d.raw
+        message, body = (raw.message, raw.source) if raw is not None else ("", None)
+        return read_hints(r.headers, self._hints, self.clock, message, body)
 
     def _wait_as_asked(self, d: Trace, hint: Hint, retryable: bool, say: Listener) -> Action:
         """Retry after the server's wait, or, when it is longer than

@@ -236,10 +236,13 @@ Event = (
 Listener = Callable[[Event], object] | None
 
 
-class Replay(Protocol):
-    """Decides again on a trace, telling ``listener`` each step."""
+class Decider(Protocol):
+    """What made a trace (the engine): it decides again on one, telling
+    ``listener`` each step, and reads the wait its response asks for."""
 
-    def __call__(self, trace: Trace, listener: Listener, /) -> object: ...
+    def _decide(self, trace: Trace, listener: Listener, /) -> object: ...
+
+    def _hint_for(self, trace: Trace, /) -> Hint | None: ...
 
 
 # --- The trace -------------------------------------------------------------------
@@ -262,6 +265,7 @@ class Trace:
         "backoff",
         "can_fall_back",
         "compiled",
+        "decider",
         "delay",
         "delay_source",
         "elapsed",
@@ -271,14 +275,13 @@ class Trace:
         "model",
         "model_attempt",
         "raw",
-        "replay",
         "response",
         "transport",
     )
 
     def __init__(
         self,
-        replay: Replay,
+        decider: Decider,
         compiled: CompiledRule,
         response: Response | None,
         raw: RawError | None,
@@ -290,7 +293,7 @@ class Trace:
         can_fall_back: bool = True,
         model_attempt: int | None = None,
     ) -> None:
-        self.replay = replay
+        self.decider = decider
         self.compiled = compiled
         self.response = response
         self.raw = raw
@@ -343,7 +346,11 @@ class Trace:
                 limit = int(amounts.limit) if amounts.limit is not None else None
                 requested = int(amounts.requested) if amounts.requested is not None else None
                 model = extract_model(error.message)
-            hint = self.server_hint()
+            # The decision reads the wait only when it waits; the facts say
+            # what the server asked for either way.
+            hint = self.server_hint() if self.hint_read else self.decider._hint_for(self)
+            if hint is not None and hint.past is not None:
+                hint = None
             where = None
             if hint is not None:
                 where = "the error message" if hint.where == MESSAGE else hint.where
@@ -369,7 +376,7 @@ class Trace:
     def reasons(self) -> tuple[str, ...]:
         if self._reasons is None:
             events: list[Event] = []
-            self.replay(self, events.append)
+            self.decider._decide(self, events.append)
             self._reasons = (self._why(), *(e.say(self) for e in events))
         return self._reasons
 

@@ -602,6 +602,23 @@ class TestFacts:
         assert engine.evaluate(pe.Response(200)).facts == pe.Facts()
         assert engine.evaluate(TimeoutError()).facts == pe.Facts()
 
+    def test_the_server_wait_of_an_action_that_does_not_wait(self) -> None:
+        engine = pe.Engine(pe.load_policy(env=False))
+        quota = error_body(
+            "You exceeded your current quota.", "insufficient_quota", "insufficient_quota"
+        )
+        action = engine.evaluate(pe.Response(429, {"Retry-After": "3600"}, quota))
+        assert (action.kind, action.delay, action.delay_source) == (pe.ActionKind.FAIL, 0.0, "none")
+        assert (action.facts.server_wait, action.facts.server_wait_source) == (
+            3600.0,
+            "retry-after",
+        )
+        assert not any("3600" in reason for reason in action.reasons)  # the decision read no wait
+        past = engine.evaluate(
+            pe.Response(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, quota)
+        )
+        assert past.facts.server_wait is None
+
     def test_facts_survive_an_amendment(self) -> None:
         from policyengine._model import AmendedDetails
 

@@ -303,7 +303,9 @@ class Governor:
         reading = None
         if s.limiter.enabled and response is not None and response.headers:
             reading = read_ratelimit(response.headers, wall_now())
-        sticky_for = _sticky.hold_for(action.classification, wait, s.sticky)
+        sticky_for = None
+        if _sticky.sticks(action.classification, s.sticky):  # held as long as the server said
+            sticky_for = _sticky.hold_for(action.classification, action.facts.server_wait, s.sticky)
         report = SettleReport(
             seq=ticket.seq,
             probe=ticket.probe,

@@ -2,7 +2,9 @@
 failing at once, with the same action, instead of each caller asking again.
 
 Held until the reset the server named (a ``Retry-After``, a rate-limit reset
-header) or, when it named none, for the policy's ``cooldown``.
+header, a field or the message of the error: ``Action.facts.server_wait``), at
+most ``MAX_STICKY_SECONDS``, or, when it named none, for the policy's
+``cooldown``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import attrs
 from .._model import Sticky
 from ._remembered import Remembered
 
-__all__ = ["StickyState", "current", "hold_for", "remember"]
+__all__ = ["MAX_STICKY_SECONDS", "StickyState", "current", "hold_for", "remember", "sticks"]
+
+#: The longest a failure is held on the server's word (a day): a quota said to
+#: reset next month is asked again once a day, not never (nor after a hostile
+#: ``Retry-After`` of ten years).
+MAX_STICKY_SECONDS = 86400.0
 
 
 @attrs.define(slots=True)
@@ -21,11 +28,18 @@ class StickyState:
     failure: Remembered | None = None
 
 
+def sticks(classification: str, settings: Sticky) -> bool:
+    """Whether a failure of ``classification`` is held."""
+    return settings.enabled and classification in settings.classifications
+
+
 def hold_for(classification: str, server_wait: float | None, settings: Sticky) -> float | None:
     """How long a failure of ``classification`` is sticky (None: it is not)."""
-    if not settings.enabled or classification not in settings.classifications:
+    if not sticks(classification, settings):
         return None
-    return server_wait if server_wait is not None and server_wait > 0.0 else settings.cooldown
+    if server_wait is not None and server_wait > 0.0:
+        return min(server_wait, MAX_STICKY_SECONDS)
+    return settings.cooldown
 
 
 def remember(s: StickyState, now: float, hold: float, failure: Remembered) -> None:

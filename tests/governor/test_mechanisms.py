@@ -21,7 +21,13 @@ from policyengine._governor._breaker import (
 )
 from policyengine._governor._budget import BudgetState, deposit, withdraw
 from policyengine._governor._remembered import Remembered
-from policyengine._governor._sticky import StickyState, current, hold_for, remember
+from policyengine._governor._sticky import (
+    MAX_STICKY_SECONDS,
+    StickyState,
+    current,
+    hold_for,
+    remember,
+)
 from policyengine._model import Breaker, RetryBudget, Sticky
 
 BREAKER = Breaker(failures=3, open_for=1.0, max_open_for=4.0)
@@ -107,6 +113,7 @@ def test_sticky_holds_for_the_servers_wait_else_the_cooldown() -> None:
     assert hold_for(quota.classification, None, Sticky(cooldown=30.0)) == 30.0
     assert hold_for(quota.classification, 5.0, Sticky(cooldown=30.0)) == 5.0
     assert hold_for(quota.classification, None, Sticky(enabled=False)) is None
+    assert hold_for(quota.classification, 1e9, Sticky()) == MAX_STICKY_SECONDS
     s = StickyState()
     failure = Remembered.of(quota, None)
     remember(s, 0.0, 30.0, failure)
@@ -158,6 +165,34 @@ def test_admission_denies_a_slot_past_the_deadline() -> None:
     assert isinstance(denied, Deny)
     assert denied.action.classification == "rate_limit"
     assert "past this call's deadline" in denied.action.explanation
+
+
+@pytest.mark.parametrize(
+    ("headers", "held"),
+    [
+        ({"Retry-After": "3600"}, 3600.0),  # the server's reset, though the rule fails at once
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2m"}, 120.0),
+        ({"Retry-After": "999999999"}, MAX_STICKY_SECONDS),  # a hostile wait: a day at most
+        ({}, 60.0),  # none said: the cooldown
+    ],
+)
+def test_a_quota_is_held_as_long_as_the_server_said(headers: dict[str, str], held: float) -> None:
+    policy = pe.load_policy(env=False)
+    governor = Governor(policy.governor)
+    told: list[pe.GovernorEvent] = []
+    governor.listeners.append(told.append)
+    go = governor.admit(KEY, 0.0, retry=False)
+    assert isinstance(go, Go)
+    quota = pe.Response(
+        429, headers, b'{"error": {"code": "insufficient_quota", "message": "You exceeded it."}}'
+    )
+    action = pe.Engine(policy).evaluate(quota)
+    assert action.kind is pe.ActionKind.FAIL and action.delay == 0.0
+    governor.settle(go.ticket, 0.01, quota, action, wall_now=lambda: 1e9)
+    (sticky,) = [e for e in told if e.kind == "sticky"]
+    assert sticky.seconds == pytest.approx(held)
+    assert isinstance(governor.admit(KEY, min(held - 1.0, 1800.0), retry=False), Deny)
+    assert not isinstance(governor.admit(KEY, 0.02 + held, retry=False), Deny)
 
 
 def test_keys_are_bounded() -> None:
