@@ -9,21 +9,36 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
 from ._converter import converter, problems_of
 from ._errors import PolicyError, Problem
 from ._keypath import KeyPath, format_path, kind_of, show_value
-from ._layers import TOP_KEYS, Layer, Merge, default_policy_path, env_files, read_file
+from ._layers import (
+    TOP_KEYS,
+    Layer,
+    Merge,
+    default_policy_path,
+    env_files,
+    parse_toml,
+    read_file,
+)
 from ._model import Defaults, Governor, Handling, Hints, Policy, PolicyTest, Rule
 
-__all__ = ["load_policy", "policy_from_dicts"]
+__all__ = ["ReadLayer", "load_layers", "load_policy", "policy_from_dicts"]
 
 T = TypeVar("T")
 
 _HANDLING_FIELDS = tuple(f.name for f in attrs.fields(Handling))
+
+
+class ReadLayer(NamedTuple):
+    """A policy file's bytes, read already (stdin), and the name to give it."""
+
+    name: str
+    raw: bytes
 
 
 @attrs.define
@@ -181,14 +196,29 @@ def load_policy(*layers: Layer, env: bool = True, default: bool = True) -> Polic
     Raises:
         PolicyError: Every problem of every layer, as ``file: key path: message``.
     """
+    return load_layers(layers, env=env, default=default)
+
+
+def load_layers(
+    layers: Iterable[Layer | ReadLayer], *, env: bool = True, default: bool = True
+) -> Policy:
+    """``load_policy``, where a layer may also be a ``ReadLayer``: bytes read
+    already, named as problems should name them (the command line's ``-``)."""
     read: list[tuple[str, Mapping[str, Any]]] = []
     problems: list[Problem] = []
-    paths: list[Layer] = [default_policy_path()] if default else []
+    paths: list[Layer | ReadLayer] = [default_policy_path()] if default else []
     paths += list(layers)
     if env:
         paths += env_files()
     names = []
     for i, layer in enumerate(paths):
+        if isinstance(layer, ReadLayer):
+            names.append(layer.name)
+            data, found = parse_toml(layer.name, layer.raw)
+            problems += found
+            if data is not None:
+                read.append((layer.name, data))
+            continue
         if isinstance(layer, Mapping):
             names.append(f"<layer {i}>")
             read.append((names[-1], layer))

@@ -17,12 +17,12 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .._engine import Engine
 from .._errors import PolicyError, Problem
-from .._loading import load_policy
+from .._layers import MAX_POLICY_BYTES, Unreadable, read_regular
+from .._loading import ReadLayer, load_layers
 from .._model import Action, Policy, Response
 from .._text import plural, seconds
 from .errors import InputError, OutputError, UsageError
@@ -40,30 +40,47 @@ def _layers(args: argparse.Namespace) -> list[str]:
     return [*args.policy, *getattr(args, "files", [])]
 
 
+#: A recording, body file or stdin larger than this (256 MiB) is refused.
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
 def _load(args: argparse.Namespace) -> Policy:
-    return load_policy(*_layers(args), env=not args.no_env)
+    # "-" is a policy read from stdin (at most MAX_POLICY_BYTES), named <stdin>.
+    layers = [
+        ReadLayer("<stdin>", _policy_stdin()) if layer == "-" else layer for layer in _layers(args)
+    ]
+    return load_layers(layers, env=not args.no_env)
+
+
+def _policy_stdin() -> bytes:
+    data = _stdin(MAX_POLICY_BYTES)
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError([Problem("<stdin>", "", f"larger than {MAX_POLICY_BYTES:,} bytes")])
+    return data
 
 
 def _read_file(path: str) -> bytes:
     if path == "-":
-        return _stdin()
+        data = _stdin(MAX_INPUT_BYTES)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InputError([f"<stdin>: larger than {MAX_INPUT_BYTES:,} bytes"])
+        return data
     try:
-        return Path(path).read_bytes()
-    except IsADirectoryError:
-        raise InputError([f"{path}: cannot read: it is a directory"]) from None
-    except OSError as e:
-        raise InputError([f"{path}: cannot read: {e.strerror or e}"]) from None
+        return read_regular(path, MAX_INPUT_BYTES)
+    except Unreadable as e:
+        raise InputError([f"{path}: {e}"]) from None
 
 
-def _stdin() -> bytes:
+def _stdin(limit: int = MAX_INPUT_BYTES) -> bytes:
+    """Standard input, at most ``limit + 1`` bytes (more: the input is too large)."""
     stream = sys.stdin
     if stream is None:
         return b""
     buffer = getattr(stream, "buffer", None)
     if buffer is not None:
-        data: bytes = buffer.read()
+        data: bytes = buffer.read(limit + 1)
         return data
-    return stream.read().encode("utf-8", "surrogateescape")
+    return stream.read(limit + 1).encode("utf-8", "surrogateescape")
 
 
 def _clock(record_now: float | None) -> Callable[[], float]:
@@ -147,7 +164,7 @@ def _explain_subject(args: argparse.Namespace) -> _Given:
     from .rawhttp import parse_raw_http
     from .records import read_records, response_date
 
-    data = _stdin()
+    data = _read_file("-")
     if data.lstrip()[:1] == b"{":
         records = read_records(data, "<stdin>")
         if len(records) > 1:
