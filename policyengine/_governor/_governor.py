@@ -35,6 +35,7 @@ from .._model import (
 )
 from .._model import Governor as Settings
 from .._overrides import give_up
+from .._redact import redact
 from .._text import seconds
 from . import _breaker, _budget, _limiter, _sticky
 from ._breaker import GateKind, Transition
@@ -250,12 +251,12 @@ class Governor:
         if transition is not None:
             self._log_transition(ticket.key, transition, action, open_for)
         if became_sticky:
-            self.logger.warning(
-                "governor: %s failed with %s; other calls for it fail at once for %ss",
-                ticket.key,
-                action.classification,
-                seconds(wait if wait is not None else s.sticky.cooldown),
-                extra={"key": str(ticket.key), "transition": "sticky"},
+            cooldown = seconds(wait if wait is not None else s.sticky.cooldown)
+            self._log(
+                logging.WARNING,
+                f"governor: {ticket.key} failed with {action.classification}; "
+                f"other calls for it fail at once for {cooldown}s",
+                {"key": str(ticket.key), "transition": "sticky"},
             )
         if over_budget:
             budget = s.retry_budget
@@ -285,8 +286,8 @@ class Governor:
     ) -> None:
         extra = {"key": str(key), "transition": f"circuit_{transition.value}"}
         if transition is Transition.CLOSED:
-            self.logger.info(
-                "governor: circuit of %s closed: the probe succeeded", key, extra=extra
+            self._log(
+                logging.INFO, f"governor: circuit of {key} closed: the probe succeeded", extra
             )
             return
         why = (
@@ -294,15 +295,19 @@ class Governor:
             if transition is Transition.OPENED
             else "its probe failed"
         )
-        self.logger.warning(
-            "governor: circuit of %s %s after %s (%s); next probe in %ss",
-            key,
-            transition.value,
-            why,
-            action.classification,
-            seconds(open_for),
-            extra=extra,
+        self._log(
+            logging.WARNING,
+            f"governor: circuit of {key} {transition.value} after {why} "
+            f"({action.classification}); next probe in {seconds(open_for)}s",
+            extra,
         )
+
+    def _log(self, level: int, text: str, extra: dict[str, str]) -> None:
+        """Log ``text``, its secrets masked, as every text leaving the library
+        (a key is a fingerprint already; a model or host might not be clean)."""
+        if self.logger.isEnabledFor(level):
+            masked = {name: redact(value) for name, value in extra.items()}
+            self.logger.log(level, "%s", redact(text), extra=masked)
 
     def _sticky_action(self, key: TrafficKey, held: _sticky.StickyState, now: float) -> Action:
         action = held.action
