@@ -17,8 +17,10 @@ from typing import NamedTuple
 
 from ._headers import HeaderConditions, compile_headers, headers_hold
 from ._model import HintFormat, HintSource, Jitter
+from ._patterns import search
 
 __all__ = [
+    "MAX_HINT_VALUES",
     "MESSAGE",
     "BackoffDelay",
     "CompiledHint",
@@ -32,6 +34,8 @@ __all__ = [
 
 #: Hints are never longer than this (a year) once parsed; beyond it a value is garbage.
 MAX_HINT_SECONDS = 365 * 24 * 3600.0
+#: Of a header sent many times, only this many values are read for a wait.
+MAX_HINT_VALUES = 16
 
 
 class BackoffDelay(NamedTuple):
@@ -266,12 +270,12 @@ def read_hints(
         clock: The current Unix time, asked only for absolute formats.
         message: The error message, for sources that read it.
 
-    A header sent more than once counts with its longest usable value, so a
-    duplicate can never shorten the wait.
+    A header sent more than once counts with its longest usable value (of the
+    first ``MAX_HINT_VALUES``), so a duplicate can never shorten the wait.
     """
     for header, pattern, fmt, conditions in sources:
         if pattern is not None:
-            found = pattern.search(message) if message else None
+            found = search(pattern, message) if message else None
             values: tuple[str, ...] | None = (
                 (found.group(1) if pattern.groups else found.group(0),) if found else None
             )
@@ -282,7 +286,7 @@ def read_hints(
             continue
         now = clock() if fmt in _ABSOLUTE else None
         best: Hint | None = None
-        for raw in values:
+        for raw in values[:MAX_HINT_VALUES]:
             seconds = parse_hint(raw, fmt, now)
             if seconds is not None and (best is None or seconds > best.seconds):
                 best = Hint(seconds, header, raw)
