@@ -2,7 +2,8 @@
 the library (action texts, the parsed error, exceptions and their notes, log
 messages and log record attributes, the governor's log, CLI output).
 
-``SHAPES`` is the catalogue; docs/policy.md ("Secrets") lists it for people.
+``SHAPES`` is the catalogue, in the order its shapes are applied (the most
+specific first); docs/policy.md ("Secrets") lists it for people.
 A secret is replaced by ``***``; what says which kind of secret it was (a key
 prefix such as ``sk-``, an auth scheme, a ``name=`` before a value) is kept.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import NamedTuple
 
 __all__ = ["MASK", "SHAPES", "Shape", "redact"]
@@ -59,35 +61,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape(
         "private key block",
         "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow...\\n-----END RSA PRIVATE KEY-----",
-        r"(-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----)[^-]*",
-    ),
-    Shape(
-        "URL userinfo password",
-        "https://user:hunter2@example.com/",
-        r"((?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/\s:@]{0,256}:)[^/\s@]{1,256}(?=@)",
-    ),
-    Shape(
-        "secret-named pair",
-        'api_key=abc123; "apiKey": "abc123"; client_secret=abc123; X-Api-Key: abc123',
-        r"((?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,48}?"
-        + _SECRET_WORDS
-        # JSON inside a JSON string escapes its quotes: \"apiKey\":\"...\"
-        + r"(?:\\?[\"'])?\s{0,16}[=:]\s{0,16}(?:"
-        + _SCHEME
-        + r")?)"
-        r"(?:\\?\"(?:[^\"\\]|\\.)+|'[^'\n]+|[^\s\"',;&)<>]{4,})",
-    ),
-    Shape(
-        "key in an invalid-key message",
-        "Incorrect API key provided: gw-abc123.",
-        r"(\b(?i:(?:api[ _-]?key|token)\s{1,16}provided:)\s{0,16}[\"'`]?)(?!"
-        + _KEY_PREFIXES
-        + r")[^\s\"'`,;]*[^\s\"'`,;.]",
-    ),
-    Shape(
-        "authorization credentials",
-        "Bearer abc123def456",
-        r"(\b" + _SCHEME + r")[A-Za-z0-9._~+/=-]{8,}",
+        r"(-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----)(?:[^-]|-(?!----END))+",
     ),
     Shape(
         "JSON web token",
@@ -103,23 +77,6 @@ SHAPES: tuple[Shape, ...] = (
         + r"]*",
     ),
     Shape(
-        "API key with a known prefix",
-        "sk-proj-abc123, gsk_abc123, hf_abc123, ghp_abc123, glpat-abc123, xoxb-123-abc",
-        r"((?<![A-Za-z0-9._*-])"
-        + _KEY_PREFIXES
-        + r")[A-Za-z0-9_*-](?:[A-Za-z0-9._*-]*[A-Za-z0-9_*])?",
-    ),
-    Shape(
-        "Google API key",
-        "AIzaSyA1234567890abcdefghijklmnopqrstu",
-        r"((?<![" + _TOKEN + r"])AIza)[" + _TOKEN + r"]{20,}",
-    ),
-    Shape(
-        "Google OAuth token",
-        "ya29.a0Af1234567890, 1//0gAbCdEf1234567890",
-        r"((?<![." + _TOKEN + r"])(?:ya29\.|1//))[." + _TOKEN + r"]{10,}",
-    ),
-    Shape(
         "cloud access key id (AWS)",
         "AKIAIOSFODNN7EXAMPLE",
         r"((?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA))"
@@ -130,6 +87,16 @@ SHAPES: tuple[Shape, ...] = (
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         r"()(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[a-z])(?=[A-Za-z0-9/+]{0,39}[A-Z])"
         r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+    ),
+    Shape(
+        "Google API key",
+        "AIzaSyA1234567890abcdefghijklmnopqrstu",
+        r"((?<![" + _TOKEN + r"])AIza)[" + _TOKEN + r"]{20,}",
+    ),
+    Shape(
+        "Google OAuth token",
+        "ya29.a0Af1234567890, 1//0gAbCdEf1234567890",
+        r"((?<![." + _TOKEN + r"])(?:ya29\.|1//))[." + _TOKEN + r"]{10,}",
     ),
     Shape(
         "chat bot token (Telegram)",
@@ -143,9 +110,37 @@ SHAPES: tuple[Shape, ...] = (
         r"\.[" + _TOKEN + r"]{27,40}(?![" + _TOKEN + r"])",
     ),
     Shape(
+        "API key with a known prefix",
+        "sk-proj-abc123, gsk_abc123, hf_abc123, ghp_abc123, glpat-abc123, xoxb-123-abc",
+        r"((?<![A-Za-z0-9._*-])"
+        + _KEY_PREFIXES
+        + r")[A-Za-z0-9_*-](?:[A-Za-z0-9._*-]*[A-Za-z0-9_*])?",
+    ),
+    Shape(
         "subscription key (32 hex digits)",
         "0123456789abcdef0123456789abcdef",
         r"()(?<![" + _TOKEN + r"])[0-9A-Fa-f]{32}(?![" + _TOKEN + r"])",
+    ),
+    Shape(
+        "URL userinfo password",
+        "https://user:hunter2@example.com/",
+        # Found from its "://", so that a shape taking the scheme before it
+        # (Bearer postgres://...) cannot hide the password.
+        r"(://[^/\s:@]{0,256}:)[^/\s@]{1,256}(?=@)",
+    ),
+    Shape(
+        "key in an invalid-key message",
+        "Incorrect API key provided: gw-abc123.",
+        r"(\b(?i:(?:api[ _-]?key|token)\s{1,16}provided:)\s{0,16}[\"'`]?)(?!"
+        + _KEY_PREFIXES
+        + r")[^\s\"'`,;]*[^\s\"'`,;.]",
+    ),
+    Shape(
+        "authorization credentials",
+        "Bearer abc123def456",
+        # The credential starts with a letter or digit: "token -----BEGIN ..."
+        # is the word token before something else.
+        r"(\b" + _SCHEME + r")[A-Za-z0-9][A-Za-z0-9._~+/=-]{7,}",
     ),
     Shape(
         "long token after key / token / secret",
@@ -153,15 +148,27 @@ SHAPES: tuple[Shape, ...] = (
         r"(\b" + r"(?i:api[ _-]?key|key|token|secret|password|credential)s?[^\S\n]{1,3}"
         r"(?:(?i:is|was)[^\S\n]{1,3})?[\"'`]?)(?=[A-Za-z0-9._~+/=-]{16})[A-Za-z0-9._~+/=-]{16,}",
     ),
+    Shape(
+        "secret-named pair",
+        'api_key=abc123; "apiKey": "abc123"; client_secret=abc123; X-Api-Key: abc123',
+        r"((?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,48}?"
+        + _SECRET_WORDS
+        # JSON inside a JSON string escapes its quotes: \"apiKey\":\"...\"
+        + r"(?:\\?[\"'])?\s{0,16}[=:]\s{0,16}(?:"
+        + _SCHEME
+        + r")?)"
+        r"(?:\\?\"(?:[^\"\\]|\\.)+|'[^'\n]+|[^\s\"',;&)<>]{4,})",
+    ),
 )
 
-_ENTROPY_SHAPE = len(SHAPES) - 1
-_SECRET = re.compile(
-    "|".join(f"(?P<s{i}>{shape.pattern})" for i, shape in enumerate(SHAPES)),
-)
-_GROUPS = tuple(f"s{i}" for i in range(len(SHAPES)))
-# The kept part of shape i is the group right after the shape's own group.
-_KEPT = tuple(_SECRET.groupindex[name] + 1 for name in _GROUPS)
+_ENTROPY_SHAPE = [s.name for s in SHAPES].index("long token after key / token / secret")
+# Each shape is a pass of its own, in catalogue order (the most specific
+# first): a shape scanning a long run (Bearer <token>) cannot swallow the
+# start of a more specific secret after it (Bearer 123456789:AA<bot token>)
+# and leave its rest unmatched. The passes run only when the alternation of
+# them all finds something, so text without secrets is scanned once.
+_PASSES = tuple(re.compile(shape.pattern) for shape in SHAPES)
+_SECRET = re.compile("|".join(shape.pattern for shape in SHAPES))
 
 #: A token after "key" / "token" / "secret" is a secret when its characters
 #: carry at least this many bits each (Shannon entropy): ``Zk3pQ9vXw2LmN8rT``
@@ -175,20 +182,22 @@ def _entropy(text: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
-def _mask(m: re.Match[str]) -> str:
-    i = _GROUPS.index(m.lastgroup) if m.lastgroup in _GROUPS else -1
-    if i < 0:  # pragma: no cover - every alternative is a named group
-        return MASK
-    kept = m.group(_KEPT[i]) or ""
-    rest = m.group(0)[len(kept) :]
-    if i == _ENTROPY_SHAPE:
-        # Another shape inside keeps its own prefix (key sk-***); a plain word stays.
-        inner = _SECRET.sub(_mask, rest)
-        if inner != rest or _entropy(rest) < MIN_ENTROPY_BITS:
-            return kept + inner
-    elif rest[:1] in ("'", '"'):  # a quoted value keeps its opening quote
-        return kept + rest[0] + MASK
-    return kept + MASK
+def _masker(entropy: bool) -> Callable[[re.Match[str]], str]:
+    def mask(m: re.Match[str]) -> str:
+        kept = m.group(1) or ""
+        rest = m.group(0)[len(kept) :]
+        if entropy:
+            # A token already masked inside (key sk-***) or a plain word stays.
+            if MASK in rest or _entropy(rest) < MIN_ENTROPY_BITS:
+                return m.group(0)
+        elif rest[:1] in ("'", '"'):  # a quoted value keeps its opening quote
+            return kept + rest[0] + MASK
+        return kept + MASK
+
+    return mask
+
+
+_MASKS = tuple(_masker(i == _ENTROPY_SHAPE) for i in range(len(SHAPES)))
 
 
 def redact(text: str) -> str:
@@ -199,4 +208,8 @@ def redact(text: str) -> str:
     >>> redact("Invalid API key provided: sk-nex-abc123.")
     'Invalid API key provided: sk-***.'
     """
-    return _SECRET.sub(_mask, text)
+    if _SECRET.search(text) is None:
+        return text
+    for pattern, mask in zip(_PASSES, _MASKS, strict=True):
+        text = pattern.sub(mask, text)
+    return text
