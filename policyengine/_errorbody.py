@@ -258,8 +258,14 @@ _decode = json.JSONDecoder().decode
 def parse_raw(body: bytes, status: int) -> RawError | None:
     """The error ``body`` carries, every field bounded, or None; see ``_parse``."""
     raw = _parse(body, status)
-    if raw is None:
-        return None
+    if raw is None or (
+        # The common case, checked without building anything.
+        len(raw.message) <= MAX_MESSAGE_CHARS
+        and (raw.type is None or len(raw.type) <= MAX_FIELD_CHARS)
+        and (raw.code is None or len(raw.code) <= MAX_FIELD_CHARS)
+        and (raw.param is None or len(raw.param) <= MAX_FIELD_CHARS)
+    ):
+        return raw
     return RawError(
         _clip(raw.message), _bound_field(raw.type), _bound_field(raw.code), _bound_field(raw.param)
     )

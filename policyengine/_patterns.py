@@ -328,13 +328,7 @@ def _pairs(a: _Automaton, budget: _Budget) -> dict[tuple[int, int], list[tuple[i
         if node in graph:
             continue
         p, q = node
-        nxt = [
-            (x, y)
-            for x in a.follow[p]
-            for y in a.follow[q]
-            if (x <= y or p != q) and a.chars[x] & a.chars[y]
-        ]
-        # On the diagonal, (x, y) and (y, x) are mirror images: keep one.
+        nxt = [(x, y) for x in a.follow[p] for y in a.follow[q] if a.chars[x] & a.chars[y]]
         budget.spend(len(a.follow[p]) * len(a.follow[q]) + 1)
         graph[node] = nxt
         stack.extend(n for n in nxt if n not in graph)
@@ -401,15 +395,36 @@ def _exponential(a: _Automaton, graph: dict[tuple[int, int], list[tuple[int, int
     return False
 
 
-def _polynomial(a: _Automaton, pairs: Iterable[tuple[int, int]], budget: _Budget) -> bool:
+def _polynomial(
+    a: _Automaton, pairs: dict[tuple[int, int], list[tuple[int, int]]], budget: _Budget
+) -> bool:
     """States p != q with runs p -> p, p -> q and q -> q over one same text."""
-    reached = {p for pair in pairs for p in pair}
+    graph = pairs
+    reached = {p for pair in graph for p in pair}
     looping = [p for p in sorted(reached) if p and _returns(a, p, budget)]
     for p in looping:
+        # Runs p -> p and p -> q over one text: (p, q) is reached from (p, p).
+        from_p = _reach(graph, (p, p), budget)
         for q in looping:
-            if p != q and _triple_path(a, (p, p, q), (p, q, q), budget):
+            if p != q and (p, q) in from_p and _triple_path(a, (p, p, q), (p, q, q), budget):
                 return True
     return False
+
+
+def _reach(
+    graph: dict[tuple[int, int], list[tuple[int, int]]], start: tuple[int, int], budget: _Budget
+) -> set[tuple[int, int]]:
+    """The pairs reached from ``start`` in one step or more."""
+    seen: set[tuple[int, int]] = set()
+    stack = list(graph.get(start, ()))
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        budget.spend()
+        stack.extend(graph.get(node, ()))
+    return seen
 
 
 def _returns(a: _Automaton, p: int, budget: _Budget) -> bool:
