@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from ._errorbody import MAX_PARSE_BYTES
 from ._model import Response
+from ._transport import invented_status
 
 __all__ = ["ClientResponse", "coerce_response"]
 
@@ -103,6 +104,8 @@ def coerce_response(obj: Any) -> Response | None:
     ``urllib.error.HTTPError``, and exceptions carrying one in ``.response``.
     """
     if isinstance(obj, BaseException):
+        if invented_status(obj):  # aiohttp's 400 for a response it could not parse
+            return None
         # An SDK / client error carrying the response (openai.APIStatusError,
         # requests.HTTPError, httpx.HTTPStatusError): read the response itself.
         try:

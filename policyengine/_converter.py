@@ -41,6 +41,7 @@ from ._model import (
     Template,
     TransportKind,
 )
+from ._patterns import check_pattern
 from ._text import parse_template
 from ._transport import TRANSPORT_FAMILIES
 
@@ -132,6 +133,11 @@ def _pattern(value: object, _: object = None) -> Pattern:
         re.compile(text)
     except re.error as e:
         raise _Invalid(f"invalid regular expression {text!r}: {e}") from None
+    except (RecursionError, OverflowError):
+        raise _Invalid(f"invalid regular expression {text!r}: nested too deeply") from None
+    unsafe = check_pattern(text)
+    if unsafe is not None:
+        raise _Invalid(f"unsafe regular expression: {unsafe}")
     return Pattern(text)
 
 

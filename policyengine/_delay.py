@@ -19,8 +19,10 @@ from typing import NamedTuple
 
 from ._headers import HeaderConditions, compile_headers, headers_hold
 from ._model import HintFormat, HintSource, Jitter
+from ._patterns import search
 
 __all__ = [
+    "MAX_HINT_VALUES",
     "MAX_WAIT_SECONDS",
     "MESSAGE",
     "BackoffDelay",
@@ -37,6 +39,8 @@ __all__ = [
 #: A wait hint longer than this (ten years) is clamped to it: still a wait, and
 #: far longer than any ``hint_max``, but a finite number to add and compare.
 MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600.0
+#: Of a header sent many times, only this many values are read for a wait.
+MAX_HINT_VALUES = 16
 
 
 class BackoffDelay(NamedTuple):
@@ -344,15 +348,16 @@ def read_hints(
         message: The error message, for sources that read it.
         body: The error object of the body, for sources that read a field of it.
 
-    A header sent more than once counts with its longest usable value, so a
-    duplicate can never shorten the wait. When no source gives a wait but one
-    states a time already past, that one comes back with ``past`` set (it is
-    no wait: the backoff applies, and the explanation says why).
+    A header sent more than once counts with its longest usable value (of the
+    first ``MAX_HINT_VALUES``), so a duplicate can never shorten the wait. When
+    no source gives a wait but one states a time already past, that one comes
+    back with ``past`` set (it is no wait: the backoff applies, and the
+    explanation says why).
     """
     stale: Hint | None = None
     for header, pattern, fmt, conditions, path, where in sources:
         if pattern is not None:
-            found = pattern.search(message) if message else None
+            found = search(pattern, message) if message else None
             values: tuple[str, ...] | None = (
                 (found.group(1) if pattern.groups else found.group(0),) if found else None
             )
@@ -366,7 +371,7 @@ def read_hints(
             continue
         now = clock() if fmt in _ABSOLUTE else None
         best: Hint | None = None
-        for raw in values:
+        for raw in values[:MAX_HINT_VALUES]:
             seconds = _read(raw, fmt, now)
             if seconds is None:
                 continue

@@ -10,7 +10,8 @@ the engine computes every wait. The adapters (``policyengine.httpx``,
 Logging goes to the ``policyengine`` logger: DEBUG for a success, INFO for a
 retry or a fallback, WARNING for a give-up. Every record carries the fields of
 ``LOG_FIELDS`` as attributes (``record.rule_id``...). Request headers and
-bodies are never logged, and what is logged has API keys masked.
+bodies are never logged, and what is logged, the message and every text
+attribute, has secrets masked (``_redact``).
 
 One job, the attempt loop, in a module above the usual size because it is
 written twice on purpose: the sync and async twins (``run`` / ``arun``,
@@ -727,7 +728,7 @@ class Driver:
                 hook(decision)
             except Exception as exc:
                 self.logger.warning(
-                    "policyengine hook %r failed: %s", hook, redact(f"{type(exc).__name__}: {exc}")
+                    "%s", redact(f"policyengine hook {hook!r} failed: {type(exc).__name__}: {exc}")
                 )
 
     def _log(self, action: Action, attempt: Attempt) -> None:
@@ -772,4 +773,9 @@ class Driver:
             last = action.reasons[-1] if action.reasons else ""
             if last:
                 text += f" [{last}]"
+        # The message and every text attribute are redacted: handlers may
+        # format either (a JSON formatter writes the attributes).
+        for name, value in fields.items():
+            if isinstance(value, str):
+                fields[name] = redact(value)
         self.logger.log(level, "%s", redact(text), extra=fields)

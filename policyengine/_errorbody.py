@@ -2,9 +2,12 @@
 APIs send (JSON objects of several dialects, server-sent event streams, HTML
 pages, plain text, JSON cut off mid-way).
 
-Only the first ``MAX_PARSE_BYTES`` of a body are read; messages are cut to
-``MAX_MESSAGE_CHARS``. The raw error stays inside the engine; ``to_error``
-makes the public ``ParsedError`` with secrets redacted from every field.
+Only the first ``MAX_PARSE_BYTES`` of a body are read. Every field is bounded
+before any pattern runs on it: messages to ``MAX_MESSAGE_CHARS``, codes,
+types and params to ``MAX_FIELD_CHARS``; a cut drops the word it falls in, so
+no part of a secret cut short is left for redaction to miss. The raw error
+stays inside the engine; ``to_error`` makes the public ``ParsedError``,
+redacting every field first and cutting after.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Any, NamedTuple
 from ._model import ParsedError
 from ._redact import redact
 from ._sse import parse_events
-from ._text import clip
+from ._text import ELLIPSIS, clip
 
 __all__ = [
+    "MAX_FIELD_CHARS",
     "MAX_MESSAGE_CHARS",
     "MAX_NESTED_ITEMS",
     "MAX_PARSE_BYTES",
@@ -33,14 +37,33 @@ __all__ = [
 MAX_PARSE_BYTES = 64 * 1024
 #: Error messages longer than this are cut (with "…").
 MAX_MESSAGE_CHARS = 2000
+#: Error codes, types and params longer than this are cut (with "…"); such a
+#: value names no rule (real codes are a few dozen characters).
+MAX_FIELD_CHARS = 256
 
 _WS = re.compile(r"\s+")
 # [^<>] stops a tag at the next "<": linear even on a page of nothing but "<".
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 
 
+def _cut(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters; a cut also drops the word it
+    falls in (up to the last white space), which may be a secret cut short."""
+    if len(text) <= limit:
+        return text
+    return _cut_short(text[: max(0, limit - 1)])
+
+
+def _cut_short(head: str) -> str:
+    """``head``, the start of a longer text, without the word it ends in, and "…"."""
+    end = len(head)
+    while end and not head[end - 1].isspace():
+        end -= 1
+    return head[:end] + ELLIPSIS
+
+
 def _clip(text: str) -> str:
-    return clip(text, MAX_MESSAGE_CHARS)
+    return _cut(text, MAX_MESSAGE_CHARS)
 
 
 def _element_text(text: str, lowered: str, tag: str) -> str | None:
@@ -53,7 +76,7 @@ def _element_text(text: str, lowered: str, tag: str) -> str | None:
     if opened < 0:
         return None
     end = lowered.find(f"</{tag}", opened)
-    return text[opened + 1 : end if end >= 0 else opened + 1 + MAX_MESSAGE_CHARS]
+    return text[opened + 1 : end if end >= 0 else opened + 2 + MAX_MESSAGE_CHARS]
 
 
 def _text_message(body: bytes) -> str:
@@ -86,7 +109,7 @@ def _message(value: object) -> str:
     if value is None:
         return ""
     try:
-        return _clip(json.dumps(value, ensure_ascii=False)[:MAX_MESSAGE_CHARS])
+        return _clip(json.dumps(value, ensure_ascii=False)[: MAX_MESSAGE_CHARS + 1])
     except Exception:  # pragma: no cover - json.dumps of parsed JSON
         return ""
 
@@ -158,14 +181,19 @@ def _take_codes(obj: object, primary: str | None, found: list[str]) -> None:
 
 
 def _redact_field(value: str | None) -> str | None:
-    return redact(value) if value else value
+    return clip(redact(value), MAX_FIELD_CHARS) if value else value
+
+
+def _bound_field(value: str | None) -> str | None:
+    return _cut(value, MAX_FIELD_CHARS) if value is not None else None
 
 
 def to_error(raw: RawError) -> ParsedError:
     """The public ``ParsedError`` of a raw error, secrets redacted from every
-    field: a server may echo a key in its code, type or param as well."""
+    field (a server may echo a key in its code, type or param as well), then
+    cut: the mask may be longer than what it hides."""
     return ParsedError(
-        message=redact(raw.message),
+        message=clip(redact(raw.message), MAX_MESSAGE_CHARS),
         type=_redact_field(raw.type),
         code=_redact_field(raw.code),
         param=_redact_field(raw.param),
@@ -282,6 +310,8 @@ def _salvage(body: bytes) -> RawError | None:
             words = json.loads(f'"{message.group(1)}"')
         except ValueError:  # cut inside an escape
             words = message.group(1)
+        if not text.startswith('"', message.end(1)):  # cut short: its last word may be too
+            words = _cut_short(words)
     return RawError(
         _clip(words),
         etype.group(1) if etype else None,
@@ -300,6 +330,22 @@ _decode = json.JSONDecoder().decode
 
 
 def parse_raw(body: bytes, status: int) -> RawError | None:
+    """The error ``body`` carries, every field bounded, or None; see ``_parse``."""
+    raw = _parse(body, status)
+    if raw is None or (
+        # The common case, checked without building anything.
+        len(raw.message) <= MAX_MESSAGE_CHARS
+        and (raw.type is None or len(raw.type) <= MAX_FIELD_CHARS)
+        and (raw.code is None or len(raw.code) <= MAX_FIELD_CHARS)
+        and (raw.param is None or len(raw.param) <= MAX_FIELD_CHARS)
+    ):
+        return raw
+    return RawError(
+        _clip(raw.message), _bound_field(raw.type), _bound_field(raw.code), _bound_field(raw.param)
+    )
+
+
+def _parse(body: bytes, status: int) -> RawError | None:
     """The error ``body`` carries, or None.
 
     A 2xx body is an error only if it holds an error object. Any other body

@@ -18,6 +18,7 @@ from ._errorbody import RawError, to_error
 from ._facts import extract_amounts, extract_model
 from ._matching import CompiledRule
 from ._model import Facts, ParsedError, Response
+from ._redact import redact
 from ._text import clip, plural, seconds
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
 UNKNOWN = "(unknown)"
 #: An error message quoted in the first line of an explanation is cut here.
 QUOTED_MESSAGE_CHARS = 120
+#: A server's wait hint quoted in an explanation is cut here.
+QUOTED_HINT_CHARS = 120
 
 
 # --- Events: one step of a decision each, saying itself ----------------------------
@@ -101,7 +104,8 @@ class HintRead(NamedTuple):
     def say(self, t: Trace) -> str:
         hint = self.hint
         where = "in the error message" if hint.where == MESSAGE else hint.where
-        return f"server hint {where}: {hint.raw.strip()!r} = {seconds(hint.seconds)}s"
+        shown = clip(hint.raw.strip(), QUOTED_HINT_CHARS)  # redacted with every reason
+        return f"server hint {where}: {shown!r} = {seconds(hint.seconds)}s"
 
 
 class HintInPast(NamedTuple):
@@ -336,6 +340,9 @@ class Trace:
             self._error = to_error(self.raw)
         return self._error
 
+    # Texts are redacted whole, not only the server's fields in them: a header
+    # value quoted, or a secret split between a template and a field, is caught.
+
     @property
     def facts(self) -> Facts:
         if self._facts is None:
@@ -346,6 +353,7 @@ class Trace:
                 limit = int(amounts.limit) if amounts.limit is not None else None
                 requested = int(amounts.requested) if amounts.requested is not None else None
                 model = extract_model(error.message)
+                model = redact(model) if model is not None else None
             # The decision reads the wait only when it waits; the facts say
             # what the server asked for either way.
             hint = self.server_hint() if self.hint_read else self.decider._hint_for(self)
@@ -366,9 +374,11 @@ class Trace:
     @property
     def remediation(self) -> str:
         if self._remediation is None:
-            self._remediation = "".join(
-                literal + (self._fact(field) if field else "")
-                for literal, field in self.compiled.remediation
+            self._remediation = redact(
+                "".join(
+                    literal + (self._fact(field) if field else "")
+                    for literal, field in self.compiled.remediation
+                )
             )
         return self._remediation
 
@@ -377,7 +387,9 @@ class Trace:
         if self._reasons is None:
             events: list[Event] = []
             self.decider._decide(self, events.append)
-            self._reasons = (self._why(), *(e.say(self) for e in events))
+            self._reasons = tuple(
+                redact(line) for line in (self._why(), *(e.say(self) for e in events))
+            )
         return self._reasons
 
     # --- rendering -------------------------------------------------------------

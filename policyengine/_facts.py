@@ -10,7 +10,7 @@ __all__ = ["Amounts", "extract_amounts", "extract_model"]
 
 _MODEL = (
     re.compile(  # straight, back and curly quotes
-        "\\bmodel\\s*[:=]?\\s*['\"`\u2018\u201c]([^'\"`\u2019\u201d\\s]{1,128})['\"`\u2019\u201d]",
+        "\\bmodel\\s*(?:[:=]\\s*)?['\"`\u2018\u201c]([^'\"`\u2019\u201d\\s]{1,128})['\"`\u2019\u201d]",
         re.IGNORECASE,
     ),
     re.compile(r"\bfor model\s+([\w./:@-]{1,128})", re.IGNORECASE),

@@ -30,7 +30,8 @@ def index_headers(
     """Lower-cased name -> its values in order. A value that is a tuple or list
     stands for several values of the name, so indexing an index changes
     nothing. Never raises on odd input: non-text names and values are decoded
-    or ``str()``-ed, malformed items skipped."""
+    or ``str()``-ed, malformed items skipped. Linear in the number of headers,
+    however many share a name."""
     if not headers:
         return {}
     items: object = headers
@@ -42,21 +43,23 @@ def index_headers(
             items = headers.items()  # type: ignore[union-attr]
     except Exception:
         return {}
-    index: dict[str, tuple[str, ...]] = {}
+    # Values gathered in lists, made tuples once: appending to a tuple per
+    # repeat would copy it each time (quadratic in the repeats of a name).
+    gathered: dict[str, list[str]] = {}
     try:
         for item in items:  # type: ignore[attr-defined, unused-ignore]
             try:
                 name, value = item
             except (TypeError, ValueError):
                 continue
-            key = _header_text(name).strip().lower()
+            values = gathered.setdefault(_header_text(name).strip().lower(), [])
             if isinstance(value, (tuple, list)):  # several values (an index already)
-                index[key] = (*index.get(key, ()), *(_header_text(v) for v in value))
+                values.extend(_header_text(v) for v in value)
             else:
-                index[key] = (*index.get(key, ()), _header_text(value))
+                values.append(_header_text(value))
     except Exception:  # a hostile iterable: keep what was read
         pass
-    return index
+    return {name: tuple(values) for name, values in gathered.items()}
 
 
 class HeaderCondition(NamedTuple):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, Union
@@ -19,13 +20,18 @@ from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
 __all__ = [
     "ENV_VAR",
     "MAX_DEPTH",
+    "MAX_POLICY_BYTES",
     "TOP_KEYS",
     "Layer",
     "Merge",
     "Origin",
+    "Origins",
+    "Unreadable",
     "default_policy_path",
     "env_files",
+    "parse_toml",
     "read_file",
+    "read_regular",
 ]
 
 #: Extra override files, separated by ``os.pathsep``, layered last.
@@ -60,14 +66,91 @@ _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _AT_END = " (at end of document)"
 
 
+#: A policy file larger than this (4 MiB) is refused unread; the bundled
+#: default is about 30 KB, a policy of 4,000 rules about 400 KB.
+MAX_POLICY_BYTES = 4 * 1024 * 1024
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "it is a directory"),
+    (stat.S_ISFIFO, "it is a named pipe (FIFO), not a regular file"),
+    (stat.S_ISCHR, "it is a character device, not a regular file"),
+    (stat.S_ISBLK, "it is a block device, not a regular file"),
+    (stat.S_ISSOCK, "it is a socket, not a regular file"),
+)
+# Opening never blocks (a FIFO swapped in after the check) nor takes a terminal.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+class Unreadable(Exception):
+    """A file that is not read: ``str()`` says why (``cannot read: ...``)."""
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    for test, why in _FILE_KINDS:
+        if test(mode):
+            return f"cannot read: {why}"
+    return "cannot read: not a regular file"
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, which may hold at most
+    ``limit`` bytes. The file type is checked before opening and again on the
+    open file, so a directory, a FIFO or a device (``/dev/zero``) is refused at
+    once, and the open cannot block.
+
+    Raises:
+        Unreadable: The path is invalid or missing, names no regular file, or
+            the file is larger than ``limit``; its text says which.
+    """
+    try:
+        found = _not_regular(os.stat(path).st_mode)
+        if found is not None:
+            raise Unreadable(found)
+        fd = os.open(path, _OPEN_FLAGS)
+    except ValueError:  # an embedded NUL
+        raise Unreadable("cannot read: not a valid path (it holds a NUL character)") from None
+    except OSError as e:
+        raise Unreadable(f"cannot read: {e.strerror or e}") from None
+    try:
+        found = _not_regular(os.fstat(fd).st_mode)
+        if found is not None:
+            raise Unreadable(found)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise Unreadable(f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise Unreadable(f"cannot read: larger than {limit:,} bytes")
+    return b"".join(chunks)
+
+
 def read_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """A policy file read and parsed: its data, or the problems found."""
     name = str(path)
     try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        return None, [Problem(name, "", "cannot read: it is a directory")]
-    except OSError as e:
-        return None, [Problem(name, "", f"cannot read: {e.strerror or e}")]
+        raw = read_regular(path, MAX_POLICY_BYTES)
+    except Unreadable as e:
+        return None, [Problem(name, "", str(e))]
+    return parse_toml(name, raw)
+
+
+def parse_toml(name: str, raw: bytes) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """The TOML document ``raw`` (from ``name``): its data, or its problems."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -120,17 +203,75 @@ class Origin(NamedTuple):
     path: KeyPath
 
 
+class Origins:
+    """Key path -> ``Origin``, with a tree of the paths under each path, so
+    that forgetting a subtree costs the size of that subtree, not of the
+    whole document: overriding thousands of rules by id stays linear."""
+
+    __slots__ = ("_children", "_origin")
+
+    def __init__(self) -> None:
+        self._origin: dict[KeyPath, Origin] = {}
+        # Every path set, and each of its ancestors, under its parent.
+        self._children: dict[KeyPath, set[KeyPath]] = {}
+
+    def get(self, path: KeyPath) -> Origin | None:
+        return self._origin.get(path)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._origin
+
+    def __getitem__(self, path: KeyPath) -> Origin:
+        return self._origin[path]
+
+    def items(self) -> Iterable[tuple[KeyPath, Origin]]:
+        return self._origin.items()
+
+    def set(self, path: KeyPath, origin: Origin) -> None:
+        self._origin[path] = origin
+        while path:
+            siblings = self._children.setdefault(path[:-1], set())
+            if path in siblings:
+                return
+            siblings.add(path)
+            path = path[:-1]
+
+    def setdefault(self, path: KeyPath, origin: Origin) -> None:
+        if path not in self._origin:
+            self.set(path, origin)
+
+    def forget(self, prefix: KeyPath) -> None:
+        """Forget ``prefix`` and every path under it."""
+        self._origin.pop(prefix, None)
+        if prefix and prefix[:-1] in self._children:
+            self._children[prefix[:-1]].discard(prefix)
+        self.pop_under(prefix)
+
+    def pop_under(self, prefix: KeyPath) -> list[tuple[KeyPath, Origin]]:
+        """Forget every path under ``prefix`` (not ``prefix`` itself); those
+        that had an origin, with it."""
+        found: list[tuple[KeyPath, Origin]] = []
+        stack = [prefix]
+        while stack:
+            for child in self._children.pop(stack.pop(), ()):
+                origin = self._origin.pop(child, None)
+                if origin is not None:
+                    found.append((child, origin))
+                stack.append(child)
+        return found
+
+
 @attrs.define
 class Merge:
     """The merged document so far, and where each of its keys came from."""
 
     doc: dict[str, Any] = attrs.Factory(dict)
-    origin: dict[KeyPath, Origin] = attrs.Factory(dict)
+    origin: Origins = attrs.Factory(Origins)
     problems: list[Problem] = attrs.Factory(list)
     sources: list[str] = attrs.Factory(list)
 
     def note(self, merged: KeyPath, file: str, local: KeyPath, value: object) -> None:
-        self.origin[merged] = Origin(file, local)
+        self.origin.set(merged, Origin(file, local))
         if isinstance(value, dict):
             for k, v in value.items():
                 self.note((*merged, k), file, (*local, k), v)
@@ -139,9 +280,7 @@ class Merge:
                 self.note((*merged, i), file, (*local, i), v)
 
     def forget(self, prefix: KeyPath) -> None:
-        n = len(prefix)
-        for key in [k for k in self.origin if k[:n] == prefix]:
-            del self.origin[key]
+        self.origin.forget(prefix)
 
     def add(self, file: str, data: Mapping[str, Any]) -> None:
         inherit = data.get("inherit", True)
@@ -150,7 +289,7 @@ class Merge:
                 Problem(file, "$.inherit", f"expected true or false, got {show_value(inherit)}")
             )
         elif not inherit:  # a whole policy: what came before is gone
-            self.doc, self.origin, self.sources = {}, {}, []
+            self.doc, self.origin, self.sources = {}, Origins(), []
         self.sources.append(file)
         for key, value in data.items():
             if key == "inherit":
@@ -285,14 +424,12 @@ class Merge:
         """Put new items before those of the layers beneath, so that at equal
         specificity an override's rule wins ("ties go by order")."""
         shift = len(added)
-        old_origin = {k: v for k, v in self.origin.items() if k[:1] == (key,)}
-        self.forget((key,))
-        for k, v in old_origin.items():
+        for k, v in self.origin.pop_under((key,)):
             if len(k) > 1 and isinstance(k[1], int):
                 moved: KeyPath = (key, k[1] + shift, *k[2:])
-                self.origin[moved] = v
+                self.origin.set(moved, v)
             else:
-                self.origin[k] = v
+                self.origin.set(k, v)
         self.doc[key][:0] = [item for _, item in added]
         for new_index, (local_index, item) in enumerate(added):
             self.note((key, new_index), file, (key, local_index), item)

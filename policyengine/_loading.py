@@ -16,7 +16,15 @@ import attrs
 from ._converter import converter, problems_of
 from ._errors import PolicyError, Problem
 from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
-from ._layers import TOP_KEYS, Layer, Merge, default_policy_path, env_files, read_file
+from ._layers import (
+    TOP_KEYS,
+    Layer,
+    Merge,
+    default_policy_path,
+    env_files,
+    parse_toml,
+    read_file,
+)
 from ._model import (
     ActionKind,
     Classification,
@@ -35,12 +43,22 @@ from ._model import (
 __all__ = [
     "PRESET_PREFIX",
     "Partial",
+    "ReadLayer",
+    "load_layers",
     "load_partial",
     "load_policy",
     "policy_from_dicts",
     "preset_names",
     "preset_path",
 ]
+
+
+class ReadLayer(NamedTuple):
+    """A policy file's bytes, read already (stdin), and the name to give it."""
+
+    name: str
+    raw: bytes
+
 
 #: A layer named ``preset:NAME`` is the bundled provider preset NAME.
 PRESET_PREFIX = "preset:"
@@ -413,25 +431,40 @@ def load_policy(*layers: Layer, env: bool = True, default: bool = True) -> Polic
     Raises:
         PolicyError: Every problem of every layer, as ``file: key path: message``.
     """
+    return load_layers(layers, env=env, default=default)
+
+
+def load_layers(
+    layers: Iterable[Layer | ReadLayer], *, env: bool = True, default: bool = True
+) -> Policy:
+    """``load_policy``, where a layer may also be a ``ReadLayer``: bytes read
+    already, named as problems should name them (the command line's ``-``)."""
     policy, problems, _ = load_partial(*layers, env=env, default=default)
     if problems:
         raise PolicyError(problems)
     return policy
 
 
-def load_partial(*layers: Layer, env: bool = True, default: bool = True) -> Partial:
+def load_partial(*layers: Layer | ReadLayer, env: bool = True, default: bool = True) -> Partial:
     """``load_policy`` that never raises ``PolicyError``: the policy as far as
     it loads (a layer that cannot be read is left out; a rule that does not
     structure stands as a disabled rule), with every problem, sorted, for
     tools that report them beside what they find in the rest (``check``)."""
     read: list[tuple[str, Mapping[str, Any]]] = []
     problems: list[Problem] = []
-    paths: list[Layer] = [default_policy_path()] if default else []
+    paths: list[Layer | ReadLayer] = [default_policy_path()] if default else []
     paths += list(layers)
     if env:
         paths += _presets_joined(env_files())
     names = []
     for i, layer in enumerate(paths):
+        if isinstance(layer, ReadLayer):
+            names.append(layer.name)
+            data, found = parse_toml(layer.name, layer.raw)
+            problems += found
+            if data is not None:
+                read.append((layer.name, data))
+            continue
         if isinstance(layer, Mapping):
             names.append(f"<layer {i}>")
             read.append((names[-1], layer))

@@ -27,6 +27,7 @@ import attrs
 from ._errorbody import RawError
 from ._headers import HeaderConditions, compile_headers, headers_hold
 from ._model import Match, Policy, Response, Rule
+from ._patterns import search
 from ._text import TemplatePart, parse_template
 from ._transport import TRANSPORT_FAMILIES
 
@@ -213,7 +214,7 @@ class CompiledRule:
             text = lowered or error.message.lower()
             if not any(s in text for s in self.messages):
                 return False
-        if self.regex is not None and (error is None or not self.regex.search(error.message)):
+        if self.regex is not None and (error is None or not search(self.regex, error.message)):
             return False
         if self.methods and response.method not in self.methods:
             return False

@@ -8,7 +8,7 @@ import contextlib
 import errno
 from collections.abc import Iterator
 
-__all__ = ["TRANSPORT_FAMILIES", "transport_kind"]
+__all__ = ["TRANSPORT_FAMILIES", "invented_status", "transport_kind"]
 
 #: Each transport kind and the family it belongs to (what ``match.transport``
 #: may also name to mean "any kind of").
@@ -83,6 +83,11 @@ _KNOWN: dict[tuple[str, str], str] = {
     ("aiohttp", "ServerDisconnectedError"): "reset",
     ("aiohttp", "ClientPayloadError"): "incomplete",
     ("aiohttp", "ClientConnectionError"): "connection",
+    # a response aiohttp's parser refused (bad status line, header or chunk):
+    # the kinds httpx, requests and urllib3 give the same bytes
+    ("aiohttp", "TransferEncodingError"): "incomplete",
+    ("aiohttp", "ContentLengthError"): "incomplete",
+    ("aiohttp", "HttpProcessingError"): "protocol",
     # openai (wraps httpx's exceptions; the cause refines the kind)
     ("openai", "APITimeoutError"): "timeout",
     ("openai", "APIConnectionError"): "connection",
@@ -165,6 +170,34 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
                 yield item
 
 
+# Client errors that stand for the failure that caused them: aiohttp raises a
+# ClientResponseError, with a status 400 of its own making, for a response its
+# parser refused (the cause, an HttpProcessingError). One without such a cause
+# is raise_for_status()'s, for a real response.
+_WRAPPERS = frozenset({("aiohttp", "ClientResponseError")})
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """The failure ``exc`` stands for, if it is a wrapper of one (see ``_WRAPPERS``)."""
+    cls = type(exc)
+    top = (getattr(cls, "__module__", "") or "").partition(".")[0]
+    if (top, cls.__name__) not in _WRAPPERS:
+        return None
+    cause = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+    if cause is None or _own_kind(cause) is None:
+        return None
+    return cause
+
+
+def invented_status(exc: BaseException) -> bool:
+    """Whether the status ``exc`` carries was made up by the client for a
+    response it could not read (it is a network failure, not a response)."""
+    try:
+        return _wrapped(exc) is not None
+    except Exception:
+        return False
+
+
 def transport_kind(exc: BaseException) -> str | None:
     """The kind of network failure ``exc`` is (a key of ``TRANSPORT_FAMILIES``),
     or None if it is not one. A generic kind (``connection``, ``timeout``,
@@ -172,6 +205,11 @@ def transport_kind(exc: BaseException) -> str | None:
     ``requests.ConnectionError`` caused by a refused socket is ``refused``."""
     try:
         kind = _own_kind(exc)
+        if kind is None:
+            cause = _wrapped(exc)
+            if cause is None:
+                return None
+            exc, kind = cause, _own_kind(cause)
         if kind is None or kind not in _GENERIC:
             return kind
         for cause in _causes(exc):

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import policyengine as pe
+from policyengine import _layers
 from policyengine._dumping import policy_to_dict
 
 MINIMAL = """
@@ -189,6 +190,40 @@ retryable = "yes"
         binary = tmp_path / "bin.toml"
         binary.write_bytes(b"x = '\xff'")
         assert problems(str(binary)) == [f"{binary}: not UTF-8 text (byte 0xff at offset 5)"]
+
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+    def test_a_fifo_is_refused_without_blocking(self, tmp_path: Path) -> None:
+        fifo = tmp_path / "policy.toml"
+        os.mkfifo(fifo)  # nobody writes: opening it for reading would block
+        assert problems(str(fifo)) == [
+            f"{fifo}: cannot read: it is a named pipe (FIFO), not a regular file"
+        ]
+
+    @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+    def test_a_device_is_refused_unread(self) -> None:
+        assert problems("/dev/zero") == [
+            "/dev/zero: cannot read: it is a character device, not a regular file"
+        ]
+
+    def test_a_path_with_a_nul_is_a_policy_error(self, tmp_path: Path) -> None:
+        bad = f"{tmp_path}/a\0b.toml"
+        assert problems(bad) == [f"{bad}: cannot read: not a valid path (it holds a NUL character)"]
+
+    def test_a_file_over_the_size_cap_is_refused(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_layers, "MAX_POLICY_BYTES", 64)
+        fits = write(tmp_path, "fits.toml", "# " + "x" * 61 + "\n")
+        big = write(tmp_path, "big.toml", "# " + "x" * 62 + "\n")
+        assert pe.load_policy(fits, default=False, env=False).rules == ()
+        assert problems(big, default=False) == [f"{big}: cannot read: larger than 64 bytes"]
+
+    def test_the_size_cap_holds_while_reading(self, tmp_path: Path) -> None:
+        path = tmp_path / "grows.toml"
+        path.write_bytes(b"x" * 100)
+        assert _layers.read_regular(path, 100) == b"x" * 100
+        with pytest.raises(_layers.Unreadable, match="larger than 99 bytes"):
+            _layers.read_regular(path, 99)
 
     def test_problems_of_every_file_in_layer_order(self, tmp_path: Path) -> None:
         a = write(tmp_path, "a.toml", "[defaults]\nmax_attempts = -1\n")

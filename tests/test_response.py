@@ -11,7 +11,7 @@ import urllib.error
 import pytest
 
 import policyengine as pe
-from policyengine._errorbody import MAX_MESSAGE_CHARS, parse_error
+from policyengine._errorbody import MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, parse_error
 from policyengine._facts import extract_amounts, extract_model
 from policyengine._transport import transport_kind
 
@@ -188,7 +188,10 @@ class TestBodyShapes:
             'You exceeded your "quota"', "insufficient_quota", "insufficient_quota"
         )
         anthropic = b'{"type":"error","error":{"type":"overloaded_error","message":"Overl'
-        assert parse_error(anthropic, 529) == pe.ParsedError("Overl", "overloaded_error")
+        # The message was cut inside its last word, which is dropped (it may be a secret).
+        assert parse_error(anthropic, 529) == pe.ParsedError("…", "overloaded_error")
+        cut = b'{"error":{"code":"x","message":"Bad key sk-proj-abcdef0123456789'
+        assert parse_error(cut, 401) == pe.ParsedError("Bad key …", None, "x")
         google = b'{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "det'
         assert parse_error(google, 429) == pe.ParsedError("quota", "RESOURCE_EXHAUSTED", "429")
 
@@ -229,9 +232,27 @@ class TestBodyShapes:
         assert len(err.message) <= MAX_MESSAGE_CHARS
 
     def test_long_message_is_clipped(self) -> None:
+        err = parse_error(error_body("yes " * 2_500), 400)
+        assert err is not None and len(err.message) == MAX_MESSAGE_CHARS - 3
+        assert err.message.endswith("yes …")
+        # The cut drops the word it falls in: a single word of 10,000 goes whole.
         err = parse_error(error_body("y" * 10_000), 400)
-        assert err is not None and len(err.message) == MAX_MESSAGE_CHARS
-        assert err.message.endswith("…")
+        assert err is not None and err.message == "…"
+
+    def test_a_key_at_the_cut_leaves_nothing_of_itself(self) -> None:
+        for at in range(MAX_MESSAGE_CHARS - 60, MAX_MESSAGE_CHARS + 2):
+            text = "x" * (at - 1) + " 0123456789abcdef0123456789abcdef and more"
+            err = parse_error(error_body(text), 401)
+            assert err is not None and "0123" not in err.message, at
+            assert len(err.message) <= MAX_MESSAGE_CHARS
+
+    def test_codes_types_and_params_are_bounded(self) -> None:
+        long = "eyJ-" * 4_000  # 16 KiB each, the body under MAX_PARSE_BYTES
+        body = json.dumps({"error": {"message": "m", "code": long, "type": long, "param": long}})
+        err = parse_error(body.encode(), 400)
+        assert err is not None
+        for value in (err.code, err.type, err.param):
+            assert value is not None and len(value) <= MAX_FIELD_CHARS
 
 
 class TestRedaction:

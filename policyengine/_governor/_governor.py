@@ -30,6 +30,7 @@ import attrs
 from .._model import Action, ActionKind, Policy, Response, StaticDetails
 from .._model import Governor as Settings
 from .._overrides import give_up
+from .._redact import redact
 from .._text import seconds
 from . import _sticky
 from ._breaker import Transition
@@ -247,7 +248,7 @@ class Governor:
             try:
                 listener(event)
             except Exception as exc:
-                self.logger.warning("governor: listener %r failed: %s", listener, exc)
+                self._log(logging.WARNING, f"governor: listener {listener!r} failed: {exc}", {})
 
     def _admission(
         self, key: TrafficKey, step: AdmitStep, signal: Signal | None, retry: bool
@@ -322,12 +323,11 @@ class Governor:
         self._told(ticket.key, step, action)
         if sticky_for is not None:
             self._emit(GovernorEvent("sticky", ticket.key, sticky_for, "", action.classification))
-            self.logger.warning(
-                "governor: %s failed with %s; other calls for it fail at once for %ss",
-                ticket.key,
-                action.classification,
-                seconds(sticky_for),
-                extra={"key": str(ticket.key), "transition": "sticky"},
+            self._log(
+                logging.WARNING,
+                f"governor: {ticket.key} failed with {action.classification}; "
+                f"other calls for it fail at once for {seconds(sticky_for)}s",
+                {"key": str(ticket.key), "transition": "sticky"},
             )
         if step.over_budget:
             budget = s.retry_budget
@@ -367,8 +367,8 @@ class Governor:
     ) -> None:
         extra = {"key": str(key), "transition": f"circuit_{transition.value}"}
         if transition is Transition.CLOSED:
-            self.logger.info(
-                "governor: circuit of %s closed: the probe succeeded", key, extra=extra
+            self._log(
+                logging.INFO, f"governor: circuit of {key} closed: the probe succeeded", extra
             )
             return
         why = (
@@ -376,15 +376,19 @@ class Governor:
             if transition is Transition.OPENED
             else "its probe failed"
         )
-        self.logger.warning(
-            "governor: circuit of %s %s after %s (%s); next probe in %ss",
-            key,
-            transition.value,
-            why,
-            action.classification,
-            seconds(open_for),
-            extra=extra,
+        self._log(
+            logging.WARNING,
+            f"governor: circuit of {key} {transition.value} after {why} "
+            f"({action.classification}); next probe in {seconds(open_for)}s",
+            extra,
         )
+
+    def _log(self, level: int, text: str, extra: dict[str, str]) -> None:
+        """Log ``text``, its secrets masked, as every text leaving the library
+        (a key is a fingerprint already; a model or host might not be clean)."""
+        if self.logger.isEnabledFor(level):
+            masked = {name: redact(value) for name, value in extra.items()}
+            self.logger.log(level, "%s", redact(text), extra=masked)
 
     def _sticky_action(self, key: TrafficKey, failure: Remembered, left: float) -> Action:
         why = (

@@ -17,14 +17,14 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
 from .._engine import Engine
 from .._errors import PolicyError, Problem, interrupted_message
-from .._loading import load_policy
+from .._layers import MAX_POLICY_BYTES, Unreadable, read_regular
+from .._loading import ReadLayer, load_layers
 from .._model import Action, ActionKind, Policy, Response
 from .._text import plural, seconds
 from .errors import InputError, OutputError, UsageError
@@ -45,30 +45,50 @@ def _layers(args: argparse.Namespace) -> list[str]:
     return [*args.policy, *getattr(args, "files", [])]
 
 
+#: A recording, body file or stdin larger than this (256 MiB) is refused.
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+
+
+def _read_layers(args: argparse.Namespace) -> list[str | ReadLayer]:
+    # "-" is a policy read from stdin (at most MAX_POLICY_BYTES), named <stdin>.
+    return [
+        ReadLayer("<stdin>", _policy_stdin()) if layer == "-" else layer for layer in _layers(args)
+    ]
+
+
 def _load(args: argparse.Namespace) -> Policy:
-    return load_policy(*_layers(args), env=not args.no_env)
+    return load_layers(_read_layers(args), env=not args.no_env)
+
+
+def _policy_stdin() -> bytes:
+    data = _stdin(MAX_POLICY_BYTES)
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError([Problem("<stdin>", "", f"larger than {MAX_POLICY_BYTES:,} bytes")])
+    return data
 
 
 def _read_file(path: str) -> bytes:
     if path == "-":
-        return _stdin()
+        data = _stdin(MAX_INPUT_BYTES)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InputError([f"<stdin>: larger than {MAX_INPUT_BYTES:,} bytes"])
+        return data
     try:
-        return Path(path).read_bytes()
-    except IsADirectoryError:
-        raise InputError([f"{path}: cannot read: it is a directory"]) from None
-    except OSError as e:
-        raise InputError([f"{path}: cannot read: {e.strerror or e}"]) from None
+        return read_regular(path, MAX_INPUT_BYTES)
+    except Unreadable as e:
+        raise InputError([f"{path}: {e}"]) from None
 
 
-def _stdin() -> bytes:
+def _stdin(limit: int = MAX_INPUT_BYTES) -> bytes:
+    """Standard input, at most ``limit + 1`` bytes (more: the input is too large)."""
     stream = sys.stdin
     if stream is None:
         return b""
     buffer = getattr(stream, "buffer", None)
     if buffer is not None:
-        data: bytes = buffer.read()
+        data: bytes = buffer.read(limit + 1)
         return data
-    return stream.read().encode("utf-8", "surrogateescape")
+    return stream.read(limit + 1).encode("utf-8", "surrogateescape")
 
 
 def _clock(record_now: float | None) -> Callable[[], float]:
@@ -152,7 +172,7 @@ def _explain_subject(args: argparse.Namespace) -> _Given:
     from .rawhttp import parse_raw_http
     from .records import read_records, response_date
 
-    data = _stdin()
+    data = _read_file("-")
     if data.lstrip()[:1] == b"{":
         records = read_records(data, "<stdin>")
         if len(records) > 1:
@@ -269,12 +289,17 @@ def check(args: argparse.Namespace) -> int:
     from .._loading import load_partial
     from .lint import Finding, lint
 
-    policy, problems, broken = load_partial(*_layers(args), env=args.env and not args.no_env)
-    findings = [
+    try:
+        layers = _read_layers(args)
+    except PolicyError as e:  # stdin over MAX_POLICY_BYTES: nothing to lint
+        problems, findings = list(e.problems), []
+    else:
+        policy, problems, broken = load_partial(*layers, env=args.env and not args.no_env)
+        # The rest is linted as loaded: what did not load is already reported.
+        findings = lint(policy, broken=broken)
+    findings[:0] = [
         Finding("error", "invalid", display_file(p.file), p.path, p.message) for p in problems
     ]
-    # The rest is linted as loaded: what did not load is already reported.
-    findings += lint(policy, broken=broken)
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
     failed = errors > 0 or (args.strict and warnings > 0)

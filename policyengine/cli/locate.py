@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from .._compat import tomllib
 from .._keypath import format_path
-from .._layers import default_policy_path
+from .._layers import MAX_POLICY_BYTES, Unreadable, default_policy_path, read_regular
 from .._model import Policy
 
 __all__ = ["DEFAULT_NAME", "KeyPath", "Location", "Locator", "Origin", "display_file", "nearest"]
@@ -81,8 +81,9 @@ class Locator:
     def _doc(self, file: str) -> dict[str, Any] | None:
         if file not in self._docs:
             try:
-                self._docs[file] = tomllib.loads(Path(file).read_text("utf-8"))
-            except (OSError, ValueError):
+                raw = read_regular(file, MAX_POLICY_BYTES)
+                self._docs[file] = tomllib.loads(raw.decode("utf-8"))
+            except (Unreadable, ValueError):
                 self._docs[file] = None
         return self._docs[file]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -56,3 +58,73 @@ def default_engine() -> pe.Engine:
 @pytest.fixture(scope="session")
 def deployment_engine() -> pe.Engine:
     return pe.Engine(pe.load_policy(DEPLOYMENT, env=False))
+
+
+class RawServer:
+    """A server on 127.0.0.1 that answers the n-th connection with the n-th
+    of ``replies`` (raw bytes, malformed ones included), the last one again
+    after that, then closes it. ``chat_url`` / ``base_url`` as the gateway's."""
+
+    def __init__(self, replies: Sequence[bytes]) -> None:
+        self.replies = list(replies)
+        self.count = 0
+        self._socket = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._stop = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}/v1"
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _serve(self) -> None:
+        self._socket.settimeout(0.05)  # to see the stop flag: accept() ignores close()
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            reply = self.replies[min(self.count, len(self.replies) - 1)]
+            self.count += 1
+            threading.Thread(target=self._answer, args=(conn, reply), daemon=True).start()
+
+    @staticmethod
+    def _answer(conn: socket.socket, reply: bytes) -> None:
+        with conn:
+            try:
+                conn.settimeout(5.0)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    received += chunk
+                head, _, body = received.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip() or b"0")
+                while len(body) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    body += chunk
+                conn.sendall(reply)
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._socket.close()

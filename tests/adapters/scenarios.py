@@ -31,7 +31,7 @@ from policyengine.testing import (
     unavailable,
 )
 
-from .conftest import BACKUP
+from .conftest import BACKUP, RawServer
 
 #: Client timeouts in these tests (seconds): short, so a slow reply times out fast.
 TIMEOUT = 0.3
@@ -108,6 +108,9 @@ class Scenarios:
     fallback = True
     #: Whether the client can send a GET to the chat URL.
     get = True
+    #: Whether the adapter decides on a body that fails while it is read
+    #: (requests' max_retries reads it after urllib3's Retry has returned).
+    body_failures = True
 
     def send(
         self,
@@ -157,6 +160,43 @@ class Scenarios:
         return sent, decisions
 
     # --- the scenarios ---------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        "malformed",
+        [
+            b"HTTP/1.1 abc OK\r\nContent-Length: 2\r\n\r\n{}",  # a bad status line
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"  # a bad chunk size
+            b"Content-Type: application/json\r\n\r\nzz\r\n{}\r\n",
+        ],
+        ids=["bad status line", "bad chunk size"],
+    )
+    def test_a_malformed_response_is_retried_as_a_network_failure(
+        self, malformed: bytes, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        # Every client reads these bytes as a broken connection, aiohttp too
+        # (it raises a ClientResponseError with a status 400 of its own).
+        if b"chunked" in malformed and not self.body_failures:
+            pytest.skip("the body is read after the adapter has decided")
+        body = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "model": "primary",
+                "choices": [],
+                "created": 0,
+            }
+        )
+        good = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
+        ).encode()
+        with RawServer([malformed, good]) as server:
+            sent, decisions = self.run(server, default_engine)  # type: ignore[arg-type]
+        assert sent.status == 200, sent
+        assert server.count == 2
+        first = decisions[0].action
+        assert (first.kind, first.status) == (pe.ActionKind.RETRY, None)
+        assert first.transport in ("protocol", "incomplete", "connection", "reset")
 
     def test_429_retry_after_then_200_waits_what_the_server_asked(
         self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine

@@ -54,6 +54,7 @@ class TestRequestsHTTPAdapterMaxRetries(Scenarios):
     """requests' own HTTPAdapter, with PolicyRetry as max_retries."""
 
     fallback = False
+    body_failures = False
     gates_first_attempt = False
     streams = False
 

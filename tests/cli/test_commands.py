@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import policyengine as pe
-from policyengine.cli import build_parser, main
+from policyengine.cli import build_parser, commands, main
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -343,6 +343,36 @@ def test_explain_missing_body_file(cli: Run, tmp_path: Path) -> None:
         1,
         "",
         f"{tmp_path}: cannot read: it is a directory\n",
+    )
+
+
+def test_policy_from_stdin(cli: Run) -> None:
+    override = b'[[rules]]\nid = "rate-limit-exceeded"\nretryable = "no"\n'
+    code, out, err = cli("explain", "--status", "429", "--policy", "-", stdin=override)
+    assert (code, out) == (1, "")
+    assert err == "<stdin>: $.rules[0].retryable: expected true or false, got 'no'\n"
+    code, out, _ = cli("check", "-", stdin=b'[[rules]]\nid = "rate-limit-exceeded"\n')
+    assert code == 0
+
+
+def test_policy_from_stdin_is_size_capped(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commands, "MAX_POLICY_BYTES", 10)
+    code, out, err = cli("check", "-", stdin=b"# " + b"x" * 20)
+    assert (code, out, err) == (
+        1,
+        "<stdin>: error: larger than 10 bytes [invalid]\n1 error, 0 warnings\n",
+        "",
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_fifo_recording_is_refused_without_blocking(cli: Run, tmp_path: Path) -> None:
+    fifo = tmp_path / "calls.jsonl"
+    os.mkfifo(fifo)
+    assert cli("simulate", str(fifo)) == (
+        1,
+        "",
+        f"{fifo}: cannot read: it is a named pipe (FIFO), not a regular file\n",
     )
 
 
