@@ -17,6 +17,8 @@ BACKUP = "backup-model"
 DEPLOYMENT = {
     "rules": [
         {"id": "upstream-unavailable", "fallback": [BACKUP]},
+        # Anthropic's 529 and Gemini's 503 say "overloaded": the same chain.
+        {"id": "overloaded-message", "action": "fallback", "fallback": [BACKUP]},
         {"id": "model-not-found", "fallback": [BACKUP]},
         {
             "id": "post-read-timeout",
