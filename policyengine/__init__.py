@@ -8,6 +8,7 @@ errors, as data.
     (<ActionKind.RETRY: 'retry'>, 2.0)
 """
 
+from ._adapting import ModelInBody, ModelInPath
 from ._delay import parse_retry_after
 from ._driver import Driver
 from ._dumping import dump_policy
@@ -66,6 +67,8 @@ __all__ = [
     "Jitter",
     "LongHint",
     "Match",
+    "ModelInBody",
+    "ModelInPath",
     "Outcome",
     "Override",
     "PLACEHOLDERS",

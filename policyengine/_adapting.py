@@ -1,15 +1,20 @@
 """What every client adapter shares: the one way to get a driver from the
 keywords every adapter takes (``engine=``, ``driver=``, ``governor=``), where a
 request goes (for the governor's key), what to hand back when the governor
-refuses to send, the request-body model swap, and when to read a response
+refuses to send, where a request names its model (a JSON body field or a
+URL path segment) and how a fallback moves it, and when to read a response
 body. No client library is imported here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit
+from typing import NamedTuple
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import attrs
 
 from ._driver import Driver
 from ._engine import Engine
@@ -18,6 +23,10 @@ from ._model import Response
 
 __all__ = [
     "REFUSED_HEADER",
+    "ModelInBody",
+    "ModelInPath",
+    "ModelLocation",
+    "Retargeted",
     "body_model",
     "destination",
     "driver_for",
@@ -96,28 +105,115 @@ def refusal(deny: Deny) -> Response:
 MAX_MODEL_BODY = 16 * 1024 * 1024
 
 
-def body_model(body: object) -> str | None:
-    """The ``"model"`` of a JSON object request body, or None."""
+def body_model(body: object, field: str = "model") -> str | None:
+    """The ``"model"`` (or ``field``) of a JSON object request body, or None."""
     if isinstance(body, str):
         body = body.encode("utf-8", "surrogatepass")
     if not isinstance(body, (bytes, bytearray, memoryview)):
         return None
     raw = bytes(body)
-    if not raw or len(raw) > MAX_MODEL_BODY or raw.lstrip()[:1] != b"{" or b'"model"' not in raw:
+    if not raw or len(raw) > MAX_MODEL_BODY or raw.lstrip()[:1] != b"{":
+        return None
+    if f'"{field}"'.encode() not in raw:
         return None
     try:
         data = json.loads(raw)
     except Exception:
         return None
-    model = data.get("model") if isinstance(data, dict) else None
+    model = data.get(field) if isinstance(data, dict) else None
     return model if isinstance(model, str) and model else None
 
 
-def swap_model(body: bytes, model: str) -> bytes:
-    """``body`` (a JSON object with a ``"model"``) with the model replaced."""
+def swap_model(body: bytes, model: str, field: str = "model") -> bytes:
+    """``body`` (a JSON object with a ``"model"``, or ``field``) with the model replaced."""
     data = json.loads(body)
-    data["model"] = model
+    data[field] = model
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class Retargeted(NamedTuple):
+    """A request's URL and body once a fallback moved it to another model."""
+
+    url: str
+    body: bytes
+
+
+@attrs.frozen
+class ModelInBody:
+    """The model is a top-level field of the JSON request body: OpenAI's,
+    Anthropic's and Groq's APIs (``{"model": "gpt-4o", ...}``). The default.
+
+    Attributes:
+        field: The field's name.
+    """
+
+    field: str = "model"
+
+    def find(self, url: str, body: bytes) -> str | None:
+        """The model a request names, or None (no JSON body, no such field)."""
+        return body_model(body, self.field)
+
+    def moved(self, url: str, body: bytes, model: str) -> Retargeted:
+        """The request's URL (unchanged) and body with ``model`` in its field."""
+        return Retargeted(url, swap_model(body, model, self.field))
+
+
+#: Gemini's ``generateContent``: ``.../models/{model}:generateContent``.
+GEMINI_MODEL_PATH = r"/models/(?P<model>[^/:]+)"
+
+
+def _path_pattern(value: str | re.Pattern[str]) -> re.Pattern[str]:
+    pattern = re.compile(value) if isinstance(value, str) else value
+    if "model" not in pattern.groupindex:
+        raise ValueError(
+            f"the pattern {pattern.pattern!r} has no group named model: write (?P<model>...) "
+            "around the path segment that is the model"
+        )
+    return pattern
+
+
+@attrs.frozen
+class ModelInPath:
+    """The model is a segment of the URL path: Gemini's
+    ``/v1beta/models/{model}:generateContent``. The group ``model`` of the
+    first match of ``pattern`` in the URL's path is the model
+    (percent-decoded); a fallback puts the next model, percent-encoded, in
+    its place. The body is left as it is.
+
+    Attributes:
+        pattern: A regular expression with a group named ``model``; default
+            ``GEMINI_MODEL_PATH``, ``/models/(?P<model>[^/:]+)``.
+
+    Raises:
+        ValueError: ``pattern`` has no group named ``model``.
+    """
+
+    pattern: re.Pattern[str] = attrs.field(default=GEMINI_MODEL_PATH, converter=_path_pattern)
+
+    def find(self, url: str, body: bytes) -> str | None:
+        """The model in ``url``'s path (percent-decoded), or None."""
+        try:
+            path = urlsplit(url).path
+        except ValueError:
+            return None
+        found = self.pattern.search(path)
+        model = unquote(found.group("model")) if found else ""
+        return model or None
+
+    def moved(self, url: str, body: bytes, model: str) -> Retargeted:
+        """``url`` with ``model`` (percent-encoded) in the path segment the
+        pattern matched; the rest of the URL as it was."""
+        parts = urlsplit(url)
+        found = self.pattern.search(parts.path)
+        if found is None:  # find() named a model, so the pattern matches
+            return Retargeted(url, body)
+        start, end = found.span("model")
+        path = parts.path[:start] + quote(model, safe="") + parts.path[end:]
+        return Retargeted(urlunsplit(parts._replace(path=path)), body)
+
+
+#: Where an adapter looks for a request's model and how it moves it on a fallback.
+ModelLocation = ModelInBody | ModelInPath
 
 
 def wants_body(status: int, content_type: str | None) -> bool:

@@ -14,6 +14,8 @@ _MODEL = (
         re.IGNORECASE,
     ),
     re.compile(r"\bfor model\s+([\w./:@-]{1,128})", re.IGNORECASE),
+    re.compile(r"^model: ([\w.:@-][\w./:@-]{0,127})$"),  # Anthropic: "model: claude-x"
+    re.compile(r"^models/([\w.:@-][\w./:@-]{0,127}) is not found"),  # Gemini
 )
 _LIMIT = (
     re.compile(r"maximum context length is (\d{1,12})", re.IGNORECASE),

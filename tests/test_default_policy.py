@@ -529,8 +529,64 @@ REAL_WORLD = [
         {},
         "overloaded",
         K.RETRY,
-        "overloaded-type",
+        "overloaded-message",  # as on a 529: the message says overloaded
     ),  # Anthropic's error event after a 200
+    (
+        200,
+        b'data: {"error": {"code": 503, "message": "The model is overloaded. Please try again '
+        b'later.", "status": "UNAVAILABLE"}}\n\n',
+        {"content-type": "text/event-stream"},
+        "overloaded",
+        K.RETRY,
+        "overloaded-message",
+    ),  # Gemini's 503 in a stream: an overload, not a server error
+    (
+        404,
+        b'{"type": "error", "error": {"type": "not_found_error", "message": "model: claude-9"}}',
+        {},
+        "not_found",
+        K.FAIL,  # no fallback model configured
+        "model-not-found-message",
+    ),  # Anthropic's unknown model
+    (
+        404,
+        b'{"error": {"code": 404, "message": "models/gemini-9 is not found for API version '
+        b'v1beta, or is not supported for generateContent.", "status": "NOT_FOUND"}}',
+        {},
+        "not_found",
+        K.FAIL,
+        "model-not-found-message",
+    ),  # Gemini's unknown model
+    (
+        404,
+        error_body("Not found the model gpt-9 or Permission denied", "resource_not_found_error"),
+        {},
+        "not_found",
+        K.FAIL,
+        "not-found",
+    ),  # another 404 stays a plain not found
+    (
+        429,
+        b'{"error": {"code": 429, "message": "You exceeded your current quota, please check '
+        b'your plan and billing details.", "status": "RESOURCE_EXHAUSTED", "details": '
+        b'[{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": '
+        b'"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}, {"@type": '
+        b'"type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "38s"}]}}',
+        {},
+        "quota_exhausted",
+        K.FAIL,
+        "daily-quota",
+    ),  # Gemini's per-day quota: no wait of seconds lifts it
+    (
+        429,
+        b'{"error": {"code": 429, "message": "You exceeded your current quota", "status": '
+        b'"RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",'
+        b' "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]}]}',
+        {},
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+    ),  # ...and its per-minute one is a rate limit
     (418, b"I'm a teapot", {}, "bad_request", K.FAIL, "client-error"),
     (501, b"", {}, "server_error", K.FAIL, "not-implemented"),
     (599, b"", {}, "server_error", K.RETRY, "server-error-range"),

@@ -87,6 +87,12 @@ def namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
     (tmp_path / "deployment.toml").write_text(deployment, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     with FakeGateway() as gateway, testing_mode(seed=1):
+        # The SDKs' sketches name no server: each SDK's own variable points it
+        # at the gateway, which answers in the dialect of the path.
+        for name in ("OPENAI", "ANTHROPIC", "GROQ", "GOOGLE_GEMINI"):
+            monkeypatch.setenv(f"{name}_BASE_URL", gateway.url)
+        monkeypatch.setenv("OPENAI_BASE_URL", gateway.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
         def http_post(url: str, body: dict[str, Any]) -> pe.Response:
             request = urllib.request.Request(
@@ -131,7 +137,7 @@ def namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[
 
 
 def _run_python(text: str, namespace: dict[str, Any]) -> None:
-    if re.search(r"(?m)^(async with|await )", text):  # top-level await: run it in a loop
+    if re.search(r"(?m)^async with|\bawait ", text):  # top-level await: run it in a loop
         text = "async def _block():\n" + textwrap.indent(text, "    ") + "\nasyncio.run(_block())\n"
         namespace["asyncio"] = asyncio
     exec(compile(text, "<doc>", "exec"), namespace)

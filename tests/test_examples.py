@@ -20,6 +20,10 @@ def test_the_examples_are_there() -> None:
         "httpx_async.py",
         "aiohttp_example.py",
         "openai_sdk.py",
+        "anthropic_sdk.py",
+        "gemini_sdk.py",
+        "groq_sdk.py",
+        "frameworks.py",
         "driver.py",
     }
     assert expected <= set(SCRIPTS)

@@ -69,11 +69,16 @@ RANK = {
     "_watch": 14,
     "testing": 14,
     # adapters, each behind its extra
-    "httpx": 15,
+    "_httpxcore": 15,
+    "httpx": 16,
+    "httpx2": 16,
     "requests": 15,
     "urllib3": 15,
     "aiohttp": 15,
-    "openai": 16,
+    "openai": 17,
+    "anthropic": 17,
+    "groq": 17,
+    "genai": 17,
     "redis": 16,
     "otel": 16,
     # The command line: on top of the core, which never imports it.
@@ -194,7 +199,7 @@ def test_the_core_imports_no_client_library_nor_the_cli() -> None:
             for p in sorted((PACKAGE / "cli").glob("*.py"))
             if p.stem != "__init__"
         )
-        + "clients = {'httpx', 'requests', 'aiohttp', 'urllib3', 'openai', 'redis', 'opentelemetry'}\n"
+        + "clients = {'httpx', 'httpx2', 'requests', 'aiohttp', 'urllib3', 'openai', 'anthropic', 'groq', 'google', 'redis', 'opentelemetry'}\n"
         "print(cli, sorted(clients & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,7 +12,7 @@ from policyengine.cli.selftest import run_tests
 
 from .conftest import error_body
 
-PRESETS = ["deepseek", "gemini", "groq", "openrouter"]
+PRESETS = ["deepseek", "groq", "openrouter"]
 
 
 def test_the_bundled_presets() -> None:
@@ -35,7 +35,7 @@ def test_an_unknown_preset_is_named() -> None:
         pe.load_policy("preset:open-router", env=False)
     assert str(caught.value) == (
         "preset:open-router: no such preset (did you mean 'openrouter'?); "
-        "known: deepseek, gemini, groq, openrouter"
+        "known: deepseek, groq, openrouter"
     )
 
 
@@ -66,6 +66,6 @@ def test_presets_change_what_providers_disagree_on() -> None:
 
 
 def test_presets_layer_like_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(pe.ENV_VAR, "preset:gemini")
-    assert any(r.id == "gemini-daily-quota" for r in pe.load_policy().rules)
-    assert pe.load_policy("preset:gemini", env=False).sources[-1].endswith("gemini.toml")
+    monkeypatch.setenv(pe.ENV_VAR, "preset:deepseek")
+    assert pe.load_policy().sources[-1].endswith("deepseek.toml")
+    assert pe.load_policy("preset:groq", env=False).sources[-1].endswith("groq.toml")

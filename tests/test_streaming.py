@@ -97,7 +97,7 @@ def test_the_driver_s_action_on_the_first_event_is_not_decided_again() -> None:
 
 def test_an_error_the_policy_calls_a_success_is_one_more_event() -> None:
     policy = pe.load_policy(
-        {"rules": [{"id": "overloaded-type", "action": "succeed", "retryable": False}]},
+        {"rules": [{"id": "overloaded-message", "action": "succeed", "retryable": False}]},
         env=False,
     )
     w = Watch(pe.Engine(policy).evaluate, 200, [], "POST")

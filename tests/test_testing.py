@@ -320,3 +320,145 @@ def test_a_stream_waits_between_events(gateway: pt.FakeGateway) -> None:
 def test_sse_formats_one_event() -> None:
     assert pt.sse({"a": 1}) == 'data: {"a": 1}\n\n'
     assert pt.sse("x\ny", event="error", id="3") == "event: error\nid: 3\ndata: x\ndata: y\n\n"
+
+
+# --- dialects: Anthropic's Messages API and Gemini's generateContent ------------------
+
+
+def send(
+    gateway: pt.FakeGateway, path: str, body: Any, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5.0)
+    try:
+        conn.request("POST", path, json.dumps(body), headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+GEMINI_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+@pytest.mark.parametrize(
+    ("path", "dialect"),
+    [
+        ("/v1/chat/completions", pt.OPENAI),
+        ("/openai/v1/chat/completions", pt.OPENAI),
+        ("/v1/messages", pt.ANTHROPIC),
+        ("/v1/messages?beta=true", pt.ANTHROPIC),
+        (GEMINI_PATH, pt.GEMINI),
+        ("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", pt.GEMINI),
+        ("/v1/models/gpt-4o", pt.OPENAI),
+    ],
+)
+def test_the_path_picks_the_dialect(path: str, dialect: pt.Dialect) -> None:
+    assert pt.dialect_of(path) is dialect
+
+
+def test_unscripted_requests_get_a_success_in_their_own_dialect(
+    gateway: pt.FakeGateway,
+) -> None:
+    status, _, body = send(gateway, "/v1/messages", {"model": "claude-x", "max_tokens": 5})
+    message = json.loads(body)
+    assert (status, message["type"], message["model"]) == (200, "message", "claude-x")
+    assert message["content"] == [{"type": "text", "text": "Hello from the fake gateway."}]
+    status, _, body = send(gateway, GEMINI_PATH, {"contents": []})
+    answer = json.loads(body)
+    assert status == 200
+    assert answer["candidates"][0]["content"]["parts"] == [{"text": "Hello from the fake gateway."}]
+    assert answer["modelVersion"] == "gemini-2.5-flash"
+    assert json.loads(send(gateway, "/v1/chat/completions", {"model": "m"})[2])["object"] == (
+        "chat.completion"
+    )
+
+
+def test_the_model_of_a_gemini_request_is_read_from_its_path(gateway: pt.FakeGateway) -> None:
+    gateway.script(pt.GEMINI.unavailable(), model="gemini-2.5-flash")
+    assert send(gateway, GEMINI_PATH, {"contents": []})[0] == 503
+    assert send(gateway, GEMINI_PATH, {"contents": []})[0] == 200
+    assert gateway.models() == ["gemini-2.5-flash", "gemini-2.5-flash"]
+    assert gateway.received[0].dialect is pt.GEMINI
+    assert gateway.gemini_url("a b").endswith("/v1beta/models/a%20b:generateContent")
+    assert gateway.gemini_url("m", stream=True).endswith(":streamGenerateContent?alt=sse")
+    assert gateway.messages_url == gateway.url + "/v1/messages"
+
+
+def test_rate_limit_and_outage_answer_in_the_request_s_dialect() -> None:
+    with pt.FakeGateway(rate_limit=pt.RateLimit(per_second=0.001, burst=1)) as gateway:
+        assert send(gateway, "/v1/messages", {"model": "c"})[0] == 200
+        status, headers, body = send(gateway, "/v1/messages", {"model": "c"})
+        assert status == 429
+        assert json.loads(body)["error"]["type"] == "rate_limit_error"
+        assert "retry-after" in headers
+        status, _, body = send(gateway, GEMINI_PATH, {})
+        assert (status, json.loads(body)["error"]["status"]) == (429, "RESOURCE_EXHAUSTED")
+    with pt.FakeGateway() as gateway:
+        gateway.fail_for(60)
+        status, _, body = send(gateway, "/v1/messages", {"model": "c"})
+        assert (status, json.loads(body)["error"]["type"]) == (529, "overloaded_error")
+        status, _, body = send(gateway, GEMINI_PATH, {})
+        assert (status, json.loads(body)["error"]["status"]) == (503, "UNAVAILABLE")
+
+
+def test_anthropic_replies_have_anthropic_s_shapes(gateway: pt.FakeGateway) -> None:
+    a = pt.ANTHROPIC
+    gateway.script(a.invalid_api_key(), a.overloaded(), a.rate_limited(retry_after=2))
+    status, _, body = send(gateway, "/v1/messages", {"model": "c"}, {"x-api-key": "sk-ant-k"})
+    assert status == 401
+    assert json.loads(body) == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": "invalid x-api-key: sk-ant-k"},
+        "request_id": "req_fake",
+    }
+    assert send(gateway, "/v1/messages", {"model": "c"})[0] == 529
+    status, headers, _ = send(gateway, "/v1/messages", {"model": "c"})
+    assert (status, headers["retry-after"]) == (429, "2")
+    events = [e.name for e in pe_events(a.events("a b"))]
+    assert events == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert a.streamed(error_after=1).events[-1] == pt.overloaded_event()
+
+
+def test_gemini_replies_have_google_s_shapes(gateway: pt.FakeGateway) -> None:
+    g = pt.GEMINI
+    gateway.script(g.resource_exhausted(retry_after=3), g.invalid_api_key())
+    status, headers, body = send(gateway, GEMINI_PATH, {})
+    error = json.loads(body)["error"]
+    assert (status, error["code"], error["status"]) == (429, 429, "RESOURCE_EXHAUSTED")
+    assert "retry-after" not in headers  # Google says it in the body
+    assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3s"} in error[
+        "details"
+    ]
+    status, _, body = send(gateway, GEMINI_PATH + "?key=AIza-k", {})
+    error = json.loads(body)["error"]
+    assert (status, error["details"][0]["reason"]) == (400, "API_KEY_INVALID")
+    assert "AIza-k" in error["message"]
+    data = [json.loads(e.data) for e in pe_events(g.events("a b"))]
+    assert [d["candidates"][0]["content"]["parts"][0]["text"] for d in data] == ["a", " b"]
+    assert [d["candidates"][0].get("finishReason") for d in data] == [None, "STOP"]
+
+
+def test_the_openai_dialect_is_the_module_s_functions() -> None:
+    o = pt.OPENAI
+    assert o.ok("x") == pt.ok("x")
+    assert o.rate_limited(2) == pt.rate_limited(2)
+    assert o.unavailable() == pt.unavailable()
+    assert o.quota_exhausted() == pt.quota_exhausted()
+    assert o.events("x") == pt.chat_events("x")
+    assert o.streamed() == pt.streamed()
+    assert o.slow(1.0) == pt.slow(1.0)
+
+
+def pe_events(events: tuple[str, ...]) -> list[Any]:
+    from policyengine._sse import parse_events
+
+    return list(parse_events("".join(events).encode()))

@@ -19,7 +19,10 @@ BACKUP = "backup-model"
 DEPLOYMENT = {
     "rules": [
         {"id": "upstream-unavailable", "fallback": [BACKUP]},
+        # Anthropic's 529 and Gemini's 503 say "overloaded": the same chain.
+        {"id": "overloaded-message", "action": "fallback", "fallback": [BACKUP]},
         {"id": "model-not-found", "fallback": [BACKUP]},
+        {"id": "model-not-found-message", "fallback": [BACKUP]},  # Anthropic's, Gemini's
         {
             "id": "post-read-timeout",
             "match": {"transport": "read_timeout", "method": "POST"},
@@ -73,8 +76,12 @@ class RawServer:
         self._stop = threading.Event()
 
     @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._socket.getsockname()[1]}/v1"
+        return f"{self.url}/v1"
 
     @property
     def chat_url(self) -> str:

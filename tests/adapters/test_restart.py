@@ -92,7 +92,7 @@ def test_restarts_are_bounded(
 
 def test_a_fallback_restarts_on_the_next_model(gateway: FakeGateway, testing: TestingMode) -> None:
     policy = pe.load_policy(
-        {"rules": [{"id": "overloaded-type", "action": "fallback", "fallback": [BACKUP]}]},
+        {"rules": [{"id": "overloaded-message", "action": "fallback", "fallback": [BACKUP]}]},
         env=False,
     )
     gateway.script(streamed(error_after=2), model="primary")

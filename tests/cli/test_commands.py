@@ -182,7 +182,7 @@ def test_explain_transport(cli: Run) -> None:
         "delay:          0s",
         "classification: timeout",
         "retryable:      true",
-        "rule:           timeout (<default>: $.rules[39])",
+        "rule:           timeout (<default>: $.rules[41])",
     ]
     assert "  fail: gave up after 4 attempts (max_attempts = 4)" in out.splitlines()
 
@@ -939,7 +939,7 @@ def test_explain_a_recorded_stream_decides_on_its_first_event(cli: Run, tmp_path
     stream.write_bytes(STREAM_OVERLOADED + STREAM_OK)
     code, out, _ = cli("explain", *SSE, "--body-file", str(stream), "--format", "json")
     data = json.loads(out)
-    assert (code, data["kind"], data["rule"]) == (0, "retry", "overloaded-type")
+    assert (code, data["kind"], data["rule"]) == (0, "retry", "overloaded-message")
     assert data["stream"] == {"events": 2, "interrupted": None}
 
 
@@ -953,11 +953,11 @@ def test_explain_a_recorded_stream_that_breaks_off_later(cli: Run, tmp_path: Pat
     assert "stream:         decided on its first event (4 in all), as the adapters do" in out
     assert (
         "interrupted:    stream interrupted after 3 events: overloaded (status 200, "
-        "rule 'overloaded-type'); the policy would retry." in out
+        "rule 'overloaded-message'); the policy would retry." in out
     )
     code, out, _ = cli("explain", *SSE, "--body-file", str(stream), "--format", "json")
     interrupted = json.loads(out)["stream"]["interrupted"]
-    assert (interrupted["after"], interrupted["action"]["rule"]) == (3, "overloaded-type")
+    assert (interrupted["after"], interrupted["action"]["rule"]) == (3, "overloaded-message")
 
 
 def test_explain_a_body_without_the_stream_type_reads_it_whole(cli: Run, tmp_path: Path) -> None:
@@ -966,7 +966,7 @@ def test_explain_a_body_without_the_stream_type_reads_it_whole(cli: Run, tmp_pat
     stream = tmp_path / "stream.txt"
     stream.write_bytes(STREAM_OK + STREAM_OVERLOADED)
     code, out, _ = cli("explain", "--status", "200", "--body-file", str(stream), "--format", "json")
-    assert (code, json.loads(out)["rule"]) == (0, "overloaded-type")
+    assert (code, json.loads(out)["rule"]) == (0, "overloaded-message")
     assert "stream" not in json.loads(out)
 
 

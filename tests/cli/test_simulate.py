@@ -131,13 +131,13 @@ def test_streamed_records_are_decided_on_their_first_event(default_policy: pe.Po
         "r",
     )
     run = simulate(default_policy, records)
-    assert [s.action.rule_id for s in run.steps] == ["overloaded-type", "success"]
+    assert [s.action.rule_id for s in run.steps] == ["overloaded-message", "success"]
     assert (run.steps[0].events, run.steps[0].interruption) == (2, None)
     last = run.steps[1]
     assert (last.events, last.interrupted) == (3, 2)
     assert last.interruption is not None and last.interruption.classification == "overloaded"
     text = run.text()
-    assert "stream breaks off after 2 events: overloaded (overloaded-type, would retry)" in text
+    assert "stream breaks off after 2 events: overloaded (overloaded-message, would retry)" in text
     assert "outcome: succeed after 2 attempts" in text
     assert "; then stream interrupted after 2 events: overloaded" in text
     assert run.as_dict()["steps"][1]["stream"]["interrupted"]["after"] == 2
