@@ -43,7 +43,6 @@ from ._explain import (
     Succeeded,
     Trace,
 )
-from ._loading import load_policy
 from ._matching import Index
 from ._model import Action, ActionKind, LongHint, Policy, Response, StaticDetails
 from ._redact import redact
@@ -134,7 +133,12 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         put = object.__setattr__
-        put(self, "policy", load_policy() if policy is None else policy)
+        if policy is None:
+            # Loading (cattrs, the TOML layers) is imported only by those who load.
+            from ._loading import load_policy
+
+            policy = load_policy()
+        put(self, "policy", policy)
         put(self, "clock", time.time if clock is None else clock)
         put(self, "rng", random.Random() if rng is None else rng)
         put(self, "_index", Index.build(self.policy))

@@ -4,14 +4,18 @@ A probe's answer (the first answer for a new key, a half-open circuit's
 probe) wakes every caller held for it, whichever thread or event loop it
 waits in, without polling. No lock is held across an ``await``: an async
 waiter parks a future on its own loop, which ``fire`` resolves with
-``call_soon_threadsafe``.
+``call_soon_threadsafe``. asyncio is imported by the first async waiter:
+a program of threads never loads it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Signal"]
 
@@ -54,6 +58,8 @@ class Signal:
 
     async def wait_async(self, timeout: float) -> bool:
         """Wait in this task until fired or ``timeout`` seconds pass."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._cond:

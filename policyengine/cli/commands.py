@@ -21,10 +21,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
-from .._engine import Engine
 from .._errors import PolicyError, Problem, interrupted_message
 from .._layers import MAX_POLICY_BYTES, Unreadable, read_regular
-from .._loading import ReadLayer, load_layers
 from .._model import Action, ActionKind, Policy, Response
 from .._text import plural, seconds
 from .errors import InputError, OutputError, UsageError
@@ -33,6 +31,7 @@ from .output import err, flush, out, out_json, silence, write
 from .parser import PROG, build_parser
 
 if TYPE_CHECKING:
+    from .._loading import ReadLayer
     from .._peek import Recorded
 
 __all__ = ["COMMANDS", "action_dict", "main"]
@@ -50,6 +49,8 @@ MAX_INPUT_BYTES = 256 * 1024 * 1024
 
 
 def _read_layers(args: argparse.Namespace) -> list[str | ReadLayer]:
+    from .._loading import ReadLayer
+
     # "-" is a policy read from stdin (at most MAX_POLICY_BYTES), named <stdin>.
     return [
         ReadLayer("<stdin>", _policy_stdin()) if layer == "-" else layer for layer in _layers(args)
@@ -57,6 +58,8 @@ def _read_layers(args: argparse.Namespace) -> list[str | ReadLayer]:
 
 
 def _load(args: argparse.Namespace) -> Policy:
+    from .._loading import load_layers
+
     return load_layers(_read_layers(args), env=not args.no_env)
 
 
@@ -207,6 +210,8 @@ def explain(args: argparse.Namespace) -> int:
     the stream's iterator would (``StreamInterrupted``)."""
     policy = _load(args)
     given = _explain_subject(args)
+    from .._engine import Engine
+
     engine = Engine(policy, clock=_clock(given.received), rng=random.Random(args.seed))
     subject = given.subject
     stream = _streamed(subject)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 
-from .. import __version__
 from .._transport import TRANSPORT_FAMILIES
 
 __all__ = ["PROG", "build_parser"]
@@ -73,6 +73,17 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+class _Version(argparse.Action):
+    """``--version``, reading the package metadata only when asked for
+    (``importlib.metadata`` costs more to import than the parser)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from .. import __version__
+
+        sys.stdout.write(f"{PROG} {__version__}\n")  # where argparse's own action writes
+        parser.exit()
+
+
 # --- The parser --------------------------------------------------------------------
 
 
@@ -83,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check, explain, document, test and replay policyengine policies.",
         epilog="Exit codes: 0 ok, 1 problems found, 2 usage error.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     layers = argparse.ArgumentParser(add_help=False)
