@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from ._errorbody import MAX_PARSE_BYTES
+from ._headers import HeaderView
 from ._model import Response
 from ._transport import invented_status
 
-__all__ = ["ClientResponse", "coerce_response"]
+__all__ = ["ClientResponse", "coerce_response", "read_body", "read_status"]
 
 
 class ClientResponse(Protocol):
@@ -39,7 +40,7 @@ class ClientResponse(Protocol):
         """The body, already read."""
 
 
-def _read_body(obj: Any) -> bytes:
+def read_body(obj: Any) -> bytes:
     """The body a client object already holds, without consuming a stream we
     cannot give back. Anything odd gives b""."""
     try:
@@ -86,7 +87,8 @@ def _method(obj: Any) -> str | None:
         return None
 
 
-def _status(obj: Any) -> int | None:
+def read_status(obj: Any) -> int | None:
+    """The integer status of a client's response object, or None."""
     for attr in ("status_code", "status", "code"):
         try:
             value = getattr(obj, attr, None)
@@ -97,11 +99,15 @@ def _status(obj: Any) -> int | None:
     return None
 
 
-def coerce_response(obj: Any) -> Response | None:
+def coerce_response(obj: Any, wanted: frozenset[str] = frozenset()) -> Response | None:
     """A ``Response`` from a client's response object, or None if ``obj`` has
     no integer status. Works by duck typing, importing no client library:
     requests, httpx, urllib3, aiohttp (body already read), ``http.client``,
     ``urllib.error.HTTPError``, and exceptions carrying one in ``.response``.
+
+    Its headers are the client's, read as they are looked up (``HeaderView``):
+    the ``wanted`` names (those a policy can look at) alone, unless others are
+    asked for.
     """
     if isinstance(obj, BaseException):
         if invented_status(obj):  # aiohttp's 400 for a response it could not parse
@@ -113,10 +119,10 @@ def coerce_response(obj: Any) -> Response | None:
         except Exception:
             inner = None
         if inner is not None and not isinstance(inner, BaseException):
-            status = _status(inner)
+            status = read_status(inner)
             if status is not None:
                 obj = inner
-    status = _status(obj)
+    status = read_status(obj)
     if status is None:
         return None
     try:
@@ -125,4 +131,5 @@ def coerce_response(obj: Any) -> Response | None:
             headers = obj.getheaders()
     except Exception:
         headers = None
-    return Response(status, headers, _read_body(obj), _method(obj))
+    view = HeaderView(headers, wanted) if headers is not None else None
+    return Response(status, view, read_body(obj), _method(obj))

@@ -1,14 +1,16 @@
-"""Headers: a client's headers indexed by lower-cased name (repeats kept), and
-the header conditions a policy states (``match.headers``, ``hints.sources[].when``)."""
+"""Headers: a client's headers indexed by lower-cased name (repeats kept),
+read lazily from a client's own header object (``HeaderView``), and the
+header conditions a policy states (``match.headers``, ``hints.sources[].when``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 __all__ = [
     "HeaderCondition",
     "HeaderConditions",
+    "HeaderView",
     "compile_headers",
     "headers_hold",
     "index_headers",
@@ -25,13 +27,15 @@ def _header_text(value: object) -> str:
 
 
 def index_headers(
-    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None,
-) -> dict[str, tuple[str, ...]]:
+    headers: Mapping[str, str] | Mapping[str, tuple[str, ...]] | Sequence[tuple[str, str]] | None,
+) -> Mapping[str, tuple[str, ...]]:
     """Lower-cased name -> its values in order. A value that is a tuple or list
     stands for several values of the name, so indexing an index changes
     nothing. Never raises on odd input: non-text names and values are decoded
     or ``str()``-ed, malformed items skipped. Linear in the number of headers,
     however many share a name."""
+    if isinstance(headers, HeaderView):
+        return headers  # an index already, built as it is read
     if not headers:
         return {}
     items: object = headers
@@ -60,6 +64,144 @@ def index_headers(
     except Exception:  # a hostile iterable: keep what was read
         pass
     return {name: tuple(values) for name, values in gathered.items()}
+
+
+Index = dict[str, tuple[str, ...]]
+
+
+class _RawNames(NamedTuple):
+    """An httpx-style header object (``raw`` byte pairs in its ``encoding``:
+    httpx, httpx2) with its names decoded and lower-cased, in order."""
+
+    names: list[str]
+    pairs: list[tuple[bytes, bytes]]
+    encoding: str
+
+    @classmethod
+    def of(cls, headers: Any) -> _RawNames | None:
+        """None when a name needs more than lower-casing to compare
+        (``index_headers`` strips names: the full index is then the one)."""
+        pairs = headers.raw
+        encoding = headers.encoding
+        # Decoded and lower-cased together, at C speed. A name whose ends
+        # str.strip() would remove (a control, a space, a Unicode space: none
+        # is printable but the ASCII space) goes to the full index.
+        joined = b"\n".join([name for name, _ in pairs]).decode(encoding)
+        if not (
+            joined.replace("\n", "").isprintable()
+            and joined[:1] != " "
+            and joined[-1:] != " "
+            and " \n" not in joined
+            and "\n " not in joined
+        ):
+            return None
+        names = joined.lower().split("\n") if pairs else []
+        if len(names) != len(pairs):  # a name holding a line break
+            return None
+        return cls(names, pairs, encoding)
+
+    def values(self, name: str) -> tuple[str, ...] | None:
+        names = self.names
+        if name not in names:
+            return None
+        if names.count(name) == 1:
+            return (self.pairs[names.index(name)][1].decode(self.encoding),)
+        return tuple(
+            self.pairs[i][1].decode(self.encoding) for i, n in enumerate(names) if n == name
+        )
+
+
+_UNREAD: Any = object()
+
+
+def _one(headers: Any, name: str) -> tuple[str, ...] | None:
+    """The values of ``name`` in a case-insensitive mapping of one value a
+    name (requests joins repeats with ", ", as its full index has them)."""
+    try:
+        value = headers.get(name)
+    except Exception:
+        return None
+    return None if value is None else (_header_text(value),)
+
+
+class HeaderView(Mapping[str, tuple[str, ...]]):
+    """A client's header object seen as an index (lower-cased name -> its
+    values), read only as far as it is looked at.
+
+    The engine reads a handful of names (those its policy's rules, hint
+    sources and conditions name: ``wanted``); looking one of those up reads
+    that one alone: in the client's own case-insensitive mapping (requests),
+    or in its names lower-cased once (httpx). Any other look-up, iteration
+    or comparison, or a client object of another kind, builds the full index
+    (``index_headers``) once. Either way the values are those the full index
+    holds. Safe to share: a race reads a value twice, alike.
+    """
+
+    __slots__ = ("_all", "_picked", "_raw", "_source", "_wanted")
+
+    def __init__(self, source: object, wanted: frozenset[str] = frozenset()) -> None:
+        self._source = source
+        self._wanted = wanted
+        self._all: Index | None = None
+        self._picked: dict[str, tuple[str, ...] | None] | None = None
+        """The wanted names read so far (None: not sent); None before the first."""
+        self._raw: _RawNames | None = None
+
+    def _full(self) -> Index:
+        found = self._all
+        if found is None:
+            found = self._all = dict(index_headers(self._source))  # type: ignore[arg-type]
+        return found
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The values of ``name`` (lower-cased), or ``default``."""
+        if self._all is None and name in self._wanted:
+            picked = self._picked
+            if picked is None:
+                picked = self._start()
+            if picked is not None:
+                found = picked.get(name, _UNREAD)
+                if found is _UNREAD:
+                    raw = self._raw
+                    found = raw.values(name) if raw is not None else _one(self._source, name)
+                    picked[name] = found
+                return default if found is None else found
+        return self._full().get(name, default)
+
+    def _start(self) -> dict[str, tuple[str, ...] | None] | None:
+        """How the wanted names are read: a dict to keep them in, or None:
+        from the full index."""
+        source = self._source
+        try:
+            kind = type(source)  # (its properties would run if asked of it)
+            if hasattr(kind, "raw") and hasattr(kind, "multi_items"):  # httpx, httpx2
+                self._raw = _RawNames.of(source)
+                if self._raw is None:
+                    return None
+            elif not hasattr(kind, "lower_items"):  # requests: a case-insensitive dict
+                return None
+        except Exception:  # odd input: the full index copes with anything
+            return None
+        self._picked = {}
+        return self._picked
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        found: tuple[str, ...] | None = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._full())
+
+    def __len__(self) -> int:
+        return len(self._full())
+
+    def __repr__(self) -> str:
+        return repr(self._full())
 
 
 class HeaderCondition(NamedTuple):
