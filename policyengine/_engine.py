@@ -15,12 +15,12 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from attrs.exceptions import FrozenInstanceError
 
-from ._clients import coerce_response
+from ._clients import coerce_response, read_body, read_status
 from ._delay import CompiledHint, Hint, compute_backoff, read_hints
 from ._errorbody import MAX_PARSE_BYTES, RawError, parse_raw, to_error
 from ._explain import (
@@ -43,7 +43,7 @@ from ._explain import (
     Succeeded,
     Trace,
 )
-from ._matching import Index
+from ._matching import CompiledRule, Index
 from ._model import Action, ActionKind, LongHint, Policy, Response, StaticDetails
 from ._redact import redact
 from ._transport import transport_kind
@@ -53,6 +53,14 @@ __all__ = ["Engine"]
 _MAX_ATTEMPT = 2**31
 _MAX_ELAPSED = 2**62  # seconds: far past any deadline, and a float
 _ERROR_KEY = b'"error"'
+
+
+class PlainSuccess(NamedTuple):
+    """The action for a status's responses with no error in the body, and the
+    rules on headers or the method that, holding, come before it."""
+
+    action: Action
+    guards: tuple[CompiledRule, ...]
 
 
 def _next_model(chain: tuple[str, ...], model: str | None) -> str | None:
@@ -111,6 +119,7 @@ class Engine:
         "_index",
         "_max_elapsed",
         "_should_retry",
+        "_wanted",
         "clock",
         "policy",
         "rng",
@@ -123,7 +132,8 @@ class Engine:
     _max_elapsed: dict[str, float]
     _should_retry: str
     _hints: tuple[CompiledHint, ...]
-    _fast: dict[int, Action]
+    _fast: dict[int, PlainSuccess]
+    _wanted: frozenset[str]
 
     def __init__(
         self,
@@ -145,6 +155,7 @@ class Engine:
         put(self, "_should_retry", self.policy.hints.should_retry_header.strip().lower())
         put(self, "_hints", tuple(CompiledHint.of(s) for s in self.policy.hints.sources))
         put(self, "_fast", self._plain_successes())
+        put(self, "_wanted", self._header_names())
         put(self, "_max_elapsed", {r.id: r.max_elapsed for r in self.policy.rules})
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -162,18 +173,35 @@ class Engine:
         an unknown id or "" (a call not yet answered)."""
         return self._max_elapsed.get(rule_id, self.policy.defaults.max_elapsed)
 
-    def _plain_successes(self) -> dict[int, Action]:
-        """Statuses whose response, carrying no error in its body, always meets
-        the same ``succeed`` rule: their action, decided once."""
-        fast: dict[int, Action] = {}
+    def _header_names(self) -> frozenset[str]:
+        """Every header name the policy can look at (rule conditions, hint
+        sources and their conditions, the should-retry header): all that is
+        read of a client's headers, unless someone asks for more."""
+        names = {c.name for rule in self._index.rules for c in rule.headers}
+        for hint in self._hints:
+            names.update(c.name for c in hint.conditions)
+            if hint.header:
+                names.add(hint.header)
+        if self._should_retry:
+            names.add(self._should_retry)
+        return frozenset(names)
+
+    def _plain_successes(self) -> dict[int, PlainSuccess]:
+        """Statuses whose response, carrying no error in its body, meets the
+        same ``succeed`` rule unless one of a few rules on headers or the
+        method comes first: their action, decided once, and those rules."""
+        fast: dict[int, PlainSuccess] = {}
         for status, candidates in self._index.by_status.items():
+            guards: list[CompiledRule] = []
             for rule in candidates:
                 if rule.error is True:
                     continue  # needs an error in the body: not this path
-                if rule.headers or rule.methods or rule.rule.action is not ActionKind.SUCCEED:
-                    break
-                trace = Trace(self, rule, Response(status), None, None, None, 1, 0.0, None)
-                fast[status] = self._decide(trace, None)
+                if rule.headers or rule.methods:
+                    guards.append(rule)  # if it holds, the full path decides
+                    continue
+                if rule.rule.action is ActionKind.SUCCEED:
+                    trace = Trace(self, rule, Response(status), None, None, None, 1, 0.0, None)
+                    fast[status] = PlainSuccess(self._decide(trace, None), tuple(guards))
                 break
         return fast
 
@@ -216,20 +244,47 @@ class Engine:
             action whose explanation says why.
         """
         try:
-            if type(response) is Response or isinstance(response, Response):
-                status = response.status
-                fast = self._fast.get(status) if type(status) is int else None
-                # A plain success, unless an error object hides in the body.
-                if fast is not None and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0:
-                    return fast
-                return self._evaluate_response(
-                    response, attempt, elapsed, model, method, fallback, model_attempt
-                )
-            return self._evaluate_other(
+            if type(response) is not Response and not isinstance(response, Response):
+                if not isinstance(response, BaseException):
+                    # A client's plain success: its status and body, nothing more.
+                    fast = self._fast.get(read_status(response))  # type: ignore[arg-type]
+                    if (
+                        fast is not None
+                        and not fast.guards
+                        and read_body(response).find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0
+                    ):
+                        return fast.action
+                # A client's response (its headers read only as far as the
+                # policy looks), else a network failure.
+                coerced = coerce_response(response, self._wanted)
+                if coerced is None:
+                    return self._evaluate_other(
+                        response, attempt, elapsed, model, method, fallback, model_attempt
+                    )
+                response = coerced
+            status = response.status
+            fast = self._fast.get(status) if type(status) is int else None
+            # A plain success, unless an error object hides in the body: no
+            # header is read (unless a rule on headers comes first).
+            if (
+                fast is not None
+                and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0
+                and (not fast.guards or not self._guarded(fast.guards, response, method))
+            ):
+                return fast.action
+            return self._evaluate_response(
                 response, attempt, elapsed, model, method, fallback, model_attempt
             )
         except Exception as exc:  # a bug of ours must not become the caller's crash
             return self._broken(exc, model, method)
+
+    @staticmethod
+    def _guarded(guards: tuple[CompiledRule, ...], r: Response, method: str | None) -> bool:
+        """Whether a rule on headers or the method that comes before a plain
+        success holds for ``r`` (then the full path decides)."""
+        if method and r.method is None:
+            r = attrs.evolve(r, method=method.upper())
+        return any(rule.holds(r, None, "") for rule in guards)
 
     def _evaluate_other(
         self,
@@ -241,11 +296,6 @@ class Engine:
         fallback: bool,
         model_attempt: int | None = None,
     ) -> Action:
-        response = coerce_response(obj)
-        if response is not None:
-            return self._evaluate_response(
-                response, attempt, elapsed, model, method, fallback, model_attempt
-            )
         if isinstance(obj, BaseException):
             return self._evaluate_failure(
                 obj, attempt, elapsed, model, method, fallback, model_attempt

@@ -11,10 +11,15 @@ Precedence, highest first (documented in docs/policy.md, "Precedence"):
 3. position in the merged rule list (earlier wins; an override's new rules
    come before those of the layers beneath it).
 
-``select()`` looks at a handful of candidate lists, each pre-sorted by that
-precedence, and takes the first rule that fully matches in each: with an index
-by error code, error type, status and transport kind, a policy of 1,000 rules
-costs about what the default one does.
+Candidate lists by error code, error type, status and transport kind are
+built at load. ``select()`` works on a *plan*: for one (status, code, type)
+key, the candidates of every list that can apply, merged into one list in
+precedence order, with everything the key settles (statuses, codes, types,
+whether there is an error) already checked; made the first time the key is
+seen and kept. A decision walks one list and takes the first rule whose
+remaining conditions (message words, a pattern, the method, headers) hold,
+which is the highest-precedence match: a policy of 1,000 rules costs about
+what the default one does.
 """
 
 from __future__ import annotations
@@ -102,24 +107,18 @@ class CompiledRule:
     methods: frozenset[str]
     transports: frozenset[str]
     error: bool | None
-    implied: bool
-    """Being in the index list it is found in is a match: its only conditions
-    are the status, code or type that list is filtered by."""
-    words_last: bool
-    """Its message words are the one condition its index list leaves to check:
-    checked inline, without a call."""
     remediation: tuple[TemplatePart, ...]
     """The rule's remediation template, parsed."""
+    dynamic: bool
+    """It has conditions no plan settles (message words, a pattern, the
+    method, headers): ``holds`` checks them per response."""
+    words_only: bool
+    """Its message words are its only such condition: checked inline."""
 
     @classmethod
     def compile(cls, rule: Rule, position: int) -> CompiledRule:
         m = rule.match
         tier, count = specificity(m)
-        # Conditions no index list guarantees (statuses, codes and types are
-        # guaranteed by the list a rule is found in).
-        rest = bool(m.message_regex or m.headers or m.method or m.transport) or (
-            m.error is not None
-        )
         headers = compile_headers(m.headers)
         return cls(
             rule=rule,
@@ -135,9 +134,9 @@ class CompiledRule:
             methods=frozenset(s.upper() for s in m.method),
             transports=frozenset(m.transport),
             error=m.error,
-            implied=not (m.message or rest) and not (m.code and m.type),
-            words_last=bool(m.message) and not rest and not (m.code and m.type),
             remediation=parse_template(rule.remediation),
+            dynamic=bool(m.message or m.message_regex or m.method or m.headers),
+            words_only=bool(m.message) and not (m.message_regex or m.method or m.headers),
         )
 
     def describe(self, seen: Mapping[str, str | None] | None = None) -> str:
@@ -201,6 +200,31 @@ class CompiledRule:
             return True
         return bool(error.more_codes) and not self.codes.isdisjoint(error.more_codes)
 
+    def settled(self, status: int, error: RawError | None, etype: str | None) -> bool:
+        """Whether the conditions a plan settles hold: its statuses, codes
+        (``error``'s, top level or nested) and types (``etype``), and whether
+        there must be an error. What ``holds`` checks is left aside."""
+        if self.transports:
+            return False
+        if self.status and not any(lo <= status <= hi for lo, hi in self.status):
+            return False
+        if self.error is not None and self.error is not (error is not None):
+            return False
+        if self.codes and not self.has_code(error):
+            return False
+        return not self.types or (error is not None and etype in self.types)
+
+    def holds(self, response: Response, error: RawError | None, lowered: str) -> bool:
+        """The conditions no plan settles: message words (``lowered``: the
+        message in lower case), a pattern, the method, headers."""
+        if self.messages and (error is None or not any(s in lowered for s in self.messages)):
+            return False
+        if self.regex is not None and (error is None or not search(self.regex, error.message)):
+            return False
+        if self.methods and response.method not in self.methods:
+            return False
+        return not self.headers or headers_hold(response.headers, self.headers)
+
     def rest_hold(self, response: Response, error: RawError | None, lowered: str = "") -> bool:
         """``matches``, less what the index list the rule is found in guarantees:
         its statuses, and its codes, or its types when it has no codes."""
@@ -221,8 +245,13 @@ class CompiledRule:
         return not self.headers or headers_hold(response.headers, self.headers)
 
 
-#: Cached (list, key, status) entries at most: a bound against odd statuses.
-_COVERING_MAX = 65_536
+#: Plans kept at most: a bound against odd statuses (codes and types outside
+#: the policy's share the plan of "none").
+_PLANS_MAX = 65_536
+
+#: A plan's key: the status alone (no error), or with the error's code, type
+#: and nested codes, each kept only if some rule names it.
+PlanKey = int | tuple[int, str | None, str | None, tuple[str, ...]]
 
 
 def _sorted(rules: Iterable[CompiledRule]) -> tuple[CompiledRule, ...]:
@@ -241,12 +270,13 @@ class Index:
     by_status: dict[int, tuple[CompiledRule, ...]]
     any_status: tuple[CompiledRule, ...]
     by_transport: dict[str, tuple[CompiledRule, ...]]
-    _covering: dict[tuple[str, str, int], tuple[CompiledRule, ...]] = attrs.field(
+    types: frozenset[str]
+    """Every error type some rule names."""
+    _plans: dict[PlanKey, tuple[CompiledRule, ...]] = attrs.field(
         factory=dict, eq=False, repr=False
     )
-    """(list, key, status) -> the rules of that code / type list whose statuses
-    cover the status: filled as statuses are seen, so that a rule for another
-    status is never checked."""
+    """Plan key -> the rules that can match, in precedence order, each with
+    only its ``dynamic`` conditions left to check; filled as keys are seen."""
 
     @classmethod
     def build(cls, policy: Policy) -> Index:
@@ -301,58 +331,65 @@ class Index:
             by_status={s: _sorted(v + unscoped) for s, v in by_status.items()},
             any_status=_sorted(unscoped),
             by_transport={k: _sorted(v) for k, v in by_transport.items()},
+            types=frozenset(t for rule in compiled for t in rule.types),
         )
 
     def select(self, response: Response, error: RawError | None) -> CompiledRule | None:
         """The highest-precedence enabled rule matching a response, or None."""
-        best: CompiledRule | None = None
-        for rule in self.by_status.get(response.status, self.any_status):
-            if rule.implied or rule.rest_hold(response, error):
-                best = rule
-                break
-        if error is None:
-            return best
-        lists = []
         status = response.status
-        if error.code is not None and error.code in self.by_code:
-            lists.append(self._for_status("code", error.code, status))
-        more = error.more_codes
-        if more:  # codes nested in details: a handful at most
-            lists += [self._for_status("code", c, status) for c in more if c in self.by_code]
-        if error.type is not None and error.type in self.by_type:
-            lists.append(self._for_status("type", error.type, status))
-        if self.by_message:
-            lists.append(self.by_message)
-        by_status = self.by_message_status.get(response.status)
-        if by_status:
-            lists.append(by_status)
+        key: PlanKey
+        if error is None:
+            key = status
+        else:
+            by_code = self.by_code
+            code = error.code if error.code in by_code else None
+            etype = error.type if error.type in self.types else None
+            more = error.more_codes
+            key = (status, code, etype, tuple(c for c in more if c in by_code) if more else ())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self.plan(status, error, key)
         lowered = ""  # the message in lower case, made when first needed
-        for candidates in lists:
-            for rule in candidates:
-                if best is not None and rule.key <= best.key:
-                    break  # sorted: nothing further in this list can win
-                if rule.words_last:
-                    lowered = lowered or error.message.lower()
-                    for word in rule.messages:
-                        if word in lowered:
-                            best = rule
-                            break
-                    if best is rule:
-                        break
-                elif rule.implied or rule.rest_hold(response, error, lowered):
-                    best = rule
-                    break
-        return best
+        for rule in plan:
+            if not rule.dynamic:
+                return rule
+            if rule.messages and not lowered and error is not None:
+                lowered = error.message.lower()
+            if rule.words_only:
+                for word in rule.messages:
+                    if word in lowered:
+                        return rule
+            elif rule.holds(response, error, lowered):
+                return rule
+        return None
 
-    def _for_status(self, which: str, key: str, status: int) -> tuple[CompiledRule, ...]:
-        found = self._covering.get((which, key, status))
-        if found is None:
-            rules = (self.by_code if which == "code" else self.by_type)[key]
-            found = tuple(
-                r for r in rules if not r.status or any(lo <= status <= hi for lo, hi in r.status)
-            )
-            if len(self._covering) < _COVERING_MAX:
-                self._covering[(which, key, status)] = found
+    def plan(self, status: int, error: RawError | None, key: PlanKey) -> tuple[CompiledRule, ...]:
+        """The plan of ``key`` (see ``select``), made and kept."""
+        candidates = list(self.by_status.get(status, self.any_status))
+        etype = None
+        if error is not None:
+            etype = error.type if error.type in self.types else None
+            for code in error.codes:
+                candidates += self.by_code.get(code, ())
+            if etype is not None:
+                candidates += self.by_type.get(etype, ())
+            candidates += self.by_message
+            candidates += self.by_message_status.get(status, ())
+        plan: list[CompiledRule] = []
+        seen: set[int] = set()
+        for rule in _sorted(candidates):
+            if rule.position in seen:  # listed under two of the error's codes
+                continue
+            seen.add(rule.position)
+            if error is None and (rule.messages or rule.regex is not None):
+                continue
+            if rule.settled(status, error, etype):
+                plan.append(rule)
+                if not rule.dynamic:
+                    break  # it always matches here: nothing after it can win
+        found = tuple(plan)
+        if len(self._plans) < _PLANS_MAX:
+            self._plans[key] = found
         return found
 
     def select_transport(self, kind: str, method: str | None) -> CompiledRule | None:
