@@ -16,6 +16,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
+from ._json import decode
 from ._model import ParsedError
 from ._redact import redact
 from ._sse import parse_events
@@ -259,7 +260,7 @@ def event_error(name: str, data: bytes, success: bool) -> RawError | None:
     payload = data.strip()
     if payload[:1] in (b"{", b"["):
         try:
-            decoded = _decode(payload.decode("utf-8", "replace"))
+            decoded = decode(payload)
         except Exception:  # broken, truncated, too deep
             decoded = None
         if decoded is not None:
@@ -326,9 +327,6 @@ def parse_error(body: bytes, status: int) -> ParsedError | None:
     return None if raw is None else to_error(raw)
 
 
-_decode = json.JSONDecoder().decode
-
-
 def parse_raw(body: bytes, status: int) -> RawError | None:
     """The error ``body`` carries, every field bounded, or None; see ``_parse``."""
     raw = _parse(body, status)
@@ -373,7 +371,7 @@ def _parse(body: bytes, status: int) -> RawError | None:
     if stripped[:1] in (b"{", b"["):
         try:
             # A stray invalid byte (in a message) must not hide the error code.
-            data = _decode(stripped.decode("utf-8", "replace"))
+            data = decode(stripped)
         except Exception:  # broken, truncated, too deep
             data = None
         if data is not None:

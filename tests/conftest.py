@@ -32,3 +32,20 @@ def default_policy() -> pe.Policy:
 @pytest.fixture
 def engine(default_policy: pe.Policy) -> pe.Engine:
     return pe.Engine(default_policy, clock=lambda: NOW, rng=random.Random(1234))
+
+
+@pytest.fixture(scope="module", params=["stdlib", "msgspec"])
+def json_parser(request: pytest.FixtureRequest) -> Any:
+    """The tests of a module that uses this run once with each JSON parser:
+    the stdlib's alone, and msgspec (the ``fast`` extra) in front of it."""
+    from policyengine import _json
+
+    saved = _json._fast
+    if request.param == "stdlib":
+        _json._fast = None
+    else:
+        pytest.importorskip("msgspec")
+        _json._fast = _json._UNSET
+        assert _json.fast_decoder() is not None
+    yield request.param
+    _json._fast = saved

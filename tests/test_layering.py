@@ -25,6 +25,7 @@ RANK = {
     "_facts": 0,
     "_keypath": 0,
     "_patterns": 0,
+    "_json": 0,
     # values, and the exceptions that carry them
     "_model": 1,
     "_errors": 2,

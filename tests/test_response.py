@@ -17,6 +17,8 @@ from policyengine._transport import transport_kind
 
 from .conftest import error_body
 
+pytestmark = pytest.mark.usefixtures("json_parser")
+
 
 class TestBodyShapes:
     def test_seed_doc_shape(self) -> None:
