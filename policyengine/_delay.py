@@ -221,35 +221,83 @@ def parse_hint(value: str, fmt: HintFormat, now: float | None = None) -> float |
 
 
 def _read(value: str, fmt: HintFormat, now: float | None) -> float | None:
+    return _READERS[fmt](value, now)
+
+
+# One reader per format, chosen when a hint source is compiled: each takes a
+# value and the current time (None unless the format is absolute), and never
+# raises.
+
+
+def _read_retry_after(value: str, now: float | None) -> float | None:
+    return _retry_after(value, now)
+
+
+def _read_duration(value: str, now: float | None) -> float | None:
     try:
-        if fmt is HintFormat.RETRY_AFTER:
-            return _retry_after(value, now)
-        if fmt is HintFormat.DURATION:
-            return parse_duration(value)
-        if fmt is HintFormat.RFC3339:
-            text = value.strip()
-            if not 10 <= len(text) <= 40:
-                return None
-            if text[-1] in "zZ":
-                text = text[:-1] + "+00:00"
-            stamp = datetime.fromisoformat(text)
-            if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=timezone.utc)
-            return _until(stamp.timestamp(), now)
-        number = _number(value)
-        if number is None:
-            return None
-        if fmt is HintFormat.SECONDS:
-            return _finite(number)
-        if fmt is HintFormat.MILLISECONDS:
-            return _finite(number / 1000.0)
-        if fmt is HintFormat.EPOCH_SECONDS:
-            return _until(number, now)
-        if fmt is HintFormat.EPOCH_MILLISECONDS:
-            return _until(number / 1000.0, now)
+        return parse_duration(value)
     except Exception:
         return None
-    return None
+
+
+def _read_rfc3339(value: str, now: float | None) -> float | None:
+    try:
+        text = value.strip()
+        if not 10 <= len(text) <= 40:
+            return None
+        if text[-1] in "zZ":
+            text = text[:-1] + "+00:00"
+        stamp = datetime.fromisoformat(text)
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=timezone.utc)
+        return _until(stamp.timestamp(), now)
+    except Exception:
+        return None
+
+
+def _read_seconds(value: str, now: float | None) -> float | None:
+    try:
+        number = _number(value)
+        return None if number is None else _finite(number)
+    except Exception:
+        return None
+
+
+def _read_milliseconds(value: str, now: float | None) -> float | None:
+    try:
+        number = _number(value)
+        return None if number is None else _finite(number / 1000.0)
+    except Exception:
+        return None
+
+
+def _read_epoch_seconds(value: str, now: float | None) -> float | None:
+    try:
+        number = _number(value)
+        return None if number is None else _until(number, now)
+    except Exception:
+        return None
+
+
+def _read_epoch_milliseconds(value: str, now: float | None) -> float | None:
+    try:
+        number = _number(value)
+        return None if number is None else _until(number / 1000.0, now)
+    except Exception:
+        return None
+
+
+Reader = Callable[[str, "float | None"], "float | None"]
+
+_READERS: dict[HintFormat, Reader] = {
+    HintFormat.RETRY_AFTER: _read_retry_after,
+    HintFormat.DURATION: _read_duration,
+    HintFormat.RFC3339: _read_rfc3339,
+    HintFormat.SECONDS: _read_seconds,
+    HintFormat.MILLISECONDS: _read_milliseconds,
+    HintFormat.EPOCH_SECONDS: _read_epoch_seconds,
+    HintFormat.EPOCH_MILLISECONDS: _read_epoch_milliseconds,
+}
 
 
 class CompiledHint(NamedTuple):
@@ -268,6 +316,10 @@ class CompiledHint(NamedTuple):
     items are looked in there (``[]``); () for other sources."""
     where: str = ""
     """How an explanation names a body field: ``body details[].retryDelay``."""
+    read: Reader = _read_seconds
+    """The reader of ``format``, chosen once."""
+    absolute: bool = False
+    """``format`` names a time (so reading needs the clock)."""
 
     @classmethod
     def of(cls, source: HintSource) -> CompiledHint:
@@ -284,6 +336,8 @@ class CompiledHint(NamedTuple):
             compile_headers(source.when),
             path,
             f"body {source.body}" if source.body else "",
+            _READERS[source.format],
+            source.format in _ABSOLUTE,
         )
 
 
@@ -355,7 +409,7 @@ def read_hints(
     explanation says why).
     """
     stale: Hint | None = None
-    for header, pattern, fmt, conditions, path, where in sources:
+    for header, pattern, _, conditions, path, where, read, absolute in sources:
         if pattern is not None:
             found = search(pattern, message) if message else None
             values: tuple[str, ...] | None = (
@@ -369,10 +423,10 @@ def read_hints(
             values = headers.get(header)
         if not values or (conditions and not headers_hold(headers, conditions)):
             continue
-        now = clock() if fmt in _ABSOLUTE else None
+        now = clock() if absolute else None
         best: Hint | None = None
         for raw in values[:MAX_HINT_VALUES]:
-            seconds = _read(raw, fmt, now)
+            seconds = read(raw, now)
             if seconds is None:
                 continue
             if seconds < 0.0:  # a time already past: no wait, but worth saying
