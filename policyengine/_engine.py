@@ -61,6 +61,9 @@ class PlainSuccess(NamedTuple):
 
     action: Action
     guards: tuple[CompiledRule, ...]
+    needs: tuple[str, ...] | None = None
+    """Headers one of which must be present for any guard to hold (one name
+    each guard requires); None: the guards are checked whatever is present."""
 
 
 def _next_model(chain: tuple[str, ...], model: str | None) -> str | None:
@@ -201,7 +204,12 @@ class Engine:
                     continue
                 if rule.rule.action is ActionKind.SUCCEED:
                     trace = Trace(self, rule, Response(status), None, None, None, 1, 0.0, None)
-                    fast[status] = PlainSuccess(self._decide(trace, None), tuple(guards))
+                    required = [
+                        next((c.name for c in g.headers if c.expected is not False), "")
+                        for g in guards
+                    ]
+                    needs = None if "" in required else tuple(dict.fromkeys(required))
+                    fast[status] = PlainSuccess(self._decide(trace, None), tuple(guards), needs)
                 break
         return fast
 
@@ -266,12 +274,19 @@ class Engine:
             fast = self._fast.get(status) if type(status) is int else None
             # A plain success, unless an error object hides in the body: no
             # header is read (unless a rule on headers comes first).
-            if (
-                fast is not None
-                and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0
-                and (not fast.guards or not self._guarded(fast.guards, response, method))
-            ):
-                return fast.action
+            if fast is not None and response.body.find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0:
+                if not fast.guards:
+                    return fast.action
+                needs = fast.needs
+                if needs is not None:  # each guard requires a header: is one sent?
+                    get = response.headers.get
+                    for name in needs:
+                        if get(name):
+                            break
+                    else:
+                        return fast.action
+                if not self._guarded(fast, response, method):
+                    return fast.action
             return self._evaluate_response(
                 response, attempt, elapsed, model, method, fallback, model_attempt
             )
@@ -279,9 +294,10 @@ class Engine:
             return self._broken(exc, model, method)
 
     @staticmethod
-    def _guarded(guards: tuple[CompiledRule, ...], r: Response, method: str | None) -> bool:
+    def _guarded(fast: PlainSuccess, r: Response, method: str | None) -> bool:
         """Whether a rule on headers or the method that comes before a plain
         success holds for ``r`` (then the full path decides)."""
+        guards = fast.guards
         if method and r.method is None:
             r = attrs.evolve(r, method=method.upper())
         return any(rule.holds(r, None, "") for rule in guards)

@@ -654,3 +654,37 @@ class TestRetriesBeforeFallback:
             {"id": "nf", "action": "fallback", "retries_before_fallback": 2, "fallback": ["b"]}
         )
         assert plain.evaluate(pe.Response(404), model="a").kind is K.FALLBACK
+
+
+def test_a_plain_success_meets_the_rules_on_headers_or_the_method_before_it() -> None:
+    policy = pe.load_policy(
+        {
+            "rules": [
+                {
+                    "id": "challenge-200",
+                    "match": {"status": 200, "headers": {"x-challenge": True}},
+                    "classification": "unknown",
+                },
+                {
+                    "id": "absent-200",
+                    "match": {"status": 201, "headers": {"x-ok": False}},
+                    "classification": "unknown",
+                },
+                {
+                    "id": "put-202",
+                    "match": {"status": 202, "method": "PUT"},
+                    "classification": "unknown",
+                },
+            ]
+        },
+        env=False,
+    )
+    engine = pe.Engine(policy)
+    ok = pe.ActionKind.SUCCEED
+    assert engine.evaluate(pe.Response(200)).kind is ok
+    assert engine.evaluate(pe.Response(200, {"X-Challenge": "1"})).rule_id == "challenge-200"
+    assert engine.evaluate(pe.Response(201)).rule_id == "absent-200"
+    assert engine.evaluate(pe.Response(201, {"x-ok": "1"})).kind is ok
+    assert engine.evaluate(pe.Response(202, method="POST")).kind is ok
+    assert engine.evaluate(pe.Response(202), method="put").rule_id == "put-202"
+    assert engine.evaluate(pe.Response(202, method="PUT")).rule_id == "put-202"
