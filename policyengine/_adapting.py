@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import attrs
@@ -31,6 +31,7 @@ __all__ = [
     "destination",
     "driver_for",
     "refusal",
+    "sdk_options",
     "swap_model",
     "wants_body",
 ]
@@ -224,3 +225,24 @@ def wants_body(status: int, content_type: str | None) -> bool:
         return True
     kind = (content_type or "").lower()
     return "json" in kind and "stream" not in kind
+
+
+def sdk_options(kwargs: dict[str, Any], http: str) -> dict[str, Any]:
+    """An SDK client's arguments, checked: the policy does the retrying
+    (``max_retries`` only 0, then left out) and the adapter builds the ``http``
+    client (``httpx`` or ``httpx2``), so ``http_client`` is refused.
+
+    Raises:
+        TypeError: Either was given.
+    """
+    if kwargs.get("max_retries", 0) != 0:
+        raise TypeError(
+            "the policy does the retrying: leave max_retries out (it is set to 0 so that "
+            "exactly one layer retries); tighten the policy with policyengine.overriding()"
+        )
+    if "http_client" in kwargs:
+        raise TypeError(
+            f"client() builds the HTTP client itself: pass transport= (the inner {http} "
+            "transport) instead of http_client="
+        )
+    return {k: v for k, v in kwargs.items() if k != "max_retries"}

@@ -18,8 +18,10 @@ it is skipped) and an event's data at most ``MAX_EVENT_BYTES``, so a stream
 of any size and shape is parsed in constant memory. It never raises.
 
 Each event knows where it lies in the stream (``start``, ``end``: byte
-offsets from the first byte fed), so that a reader passing the stream on can
-hand out exactly what came before an event.
+offsets from the first byte fed; ``end`` is just past the first byte of the
+line end of its blank line, the CR of a CRLF, so that it is the same however
+the stream is cut in chunks), so that a reader passing the stream on can hand
+out exactly what came before an event.
 """
 
 from __future__ import annotations
@@ -148,7 +150,9 @@ class EventParser:
                     else chunk[pos : pos + MAX_LINE_BYTES]
                 )
                 line_at = at + pos
-            self._line(line, line_at, at + after, events)
+            # An event ends after the first byte of its blank line's end: a
+            # CRLF's LF may come in the next chunk, and must not move the end.
+            self._line(line, line_at, at + stop + 1, events)
             pos = after
         if pos < end:
             if tail is None:

@@ -28,25 +28,13 @@ from typing import Any
 import groq
 import httpx
 
+from ._adapting import sdk_options
 from ._driver import Driver
 from ._engine import Engine
 from ._governor import Governor
 from .httpx import AsyncPolicyTransport, PolicyTransport
 
 __all__ = ["async_client", "client"]
-
-
-def _check(kwargs: dict[str, Any]) -> None:
-    if kwargs.get("max_retries", 0) != 0:
-        raise TypeError(
-            "the policy does the retrying: leave max_retries out (it is set to 0 so that "
-            "exactly one layer retries); tighten the policy with policyengine.overriding()"
-        )
-    if "http_client" in kwargs:
-        raise TypeError(
-            "client() builds the HTTP client itself: pass transport= (the inner httpx "
-            "transport) instead of http_client="
-        )
 
 
 def client(
@@ -76,8 +64,7 @@ def client(
         TypeError: ``max_retries`` (other than 0) or ``http_client`` was
             given, or ``driver`` with ``engine`` or ``governor``.
     """
-    _check(kwargs)
-    kwargs.pop("max_retries", None)
+    kwargs = sdk_options(kwargs, "httpx")
     http = httpx.Client(
         transport=PolicyTransport(transport, engine=engine, driver=driver, governor=governor)
     )
@@ -111,8 +98,7 @@ def async_client(
         TypeError: ``max_retries`` (other than 0) or ``http_client`` was
             given, or ``driver`` with ``engine`` or ``governor``.
     """
-    _check(kwargs)
-    kwargs.pop("max_retries", None)
+    kwargs = sdk_options(kwargs, "httpx")
     http = httpx.AsyncClient(
         transport=AsyncPolicyTransport(transport, engine=engine, driver=driver, governor=governor)
     )

@@ -152,7 +152,12 @@ def test_python_blocks_run(block: Block, namespace: dict[str, Any]) -> None:
         pytest.skip("marked <!-- not run -->")
     if "stream=True" in block.text:  # a streaming sketch: the gateway streams
         namespace["_gateway"].default = namespace["_streamed"]
-    _run_python(block.text, namespace)
+    try:
+        _run_python(block.text, namespace)
+    except ModuleNotFoundError as e:  # an SDK not installed here (google-genai needs 3.11)
+        if (e.name or "policyengine").split(".")[0] in ("policyengine", "tests"):
+            raise
+        pytest.skip(f"not installed here: {e.name}")
 
 
 def test_few_blocks_are_not_run() -> None:

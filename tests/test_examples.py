@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,10 @@ def test_example_runs_offline(script: str) -> None:
         env=env,
         cwd=EXAMPLES.parent,
     )
+    missing = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", done.stderr)
+    if done.returncode and missing and not missing.group(1).startswith("policyengine"):
+        # An SDK not installed here (google-genai and pydantic-ai need Python 3.11).
+        pytest.skip(f"not installed here: {missing.group(1)}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "->" in done.stdout or "attempt" in done.stdout
 

@@ -68,6 +68,10 @@ RANK = {
     "_adapting": 14,
     "_streaming": 14,
     "_watch": 14,
+    # the fake gateway (policyengine.testing): replies, their dialects, the server
+    "_replies": 0,
+    "_dialects": 1,
+    "_gateway": 2,
     "testing": 14,
     # adapters, each behind its extra
     "_httpxcore": 15,

@@ -99,7 +99,8 @@ class TestTheStandardsCases:
         body = b": hi\n\nevent: a\ndata: 1\n\ndata: 2\r\n\r\n"
         first, second = parse_events(body)
         assert body[first.start : first.end] == b"event: a\ndata: 1\n\n"
-        assert body[second.start : second.end] == b"data: 2\r\n\r\n"
+        # The end is past the CR of a CRLF: where a chunk may end before its LF.
+        assert body[second.start : second.end] == b"data: 2\r\n\r"
 
     def test_encode_gives_the_event_back(self) -> None:
         for event in parse_events(b"event: error\ndata: a\ndata: b\n\ndata: c\n\n"):
