@@ -20,13 +20,14 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from ._adapting import ModelInBody, ModelInPath
+    from ._bundled import default_policy_path
     from ._delay import parse_retry_after
     from ._driver import Driver
     from ._dumping import dump_policy
     from ._engine import Engine
     from ._errors import GaveUp, PolicyError, Problem, StreamInterrupted
     from ._governor import Governor, TrafficKey
-    from ._layers import ENV_VAR, default_policy_path
+    from ._layers import ENV_VAR
     from ._loading import load_policy, preset_names
     from ._model import (
         PLACEHOLDERS,
@@ -146,7 +147,7 @@ _WHERE = {
     "StreamInterrupted": "_errors",
     "TrafficKey": "_governor",
     "arestarting": "_restart",
-    "default_policy_path": "_layers",
+    "default_policy_path": "_bundled",
     "dump_policy": "_dumping",
     "load_policy": "_loading",
     "overriding": "_overrides",

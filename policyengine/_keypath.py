@@ -25,7 +25,7 @@ def _path_part(part: str | int) -> str:
 
 def format_path(path: KeyPath) -> str:
     """``("rules", 2, "backoff")`` -> ``$.rules[2].backoff``."""
-    return "$" + "".join(_path_part(part) for part in path)
+    return "$" + "".join(map(_path_part, path))
 
 
 def suggest(value: object, choices: Iterable[str]) -> str:

@@ -7,13 +7,11 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, Union
 
 import attrs
 
-from ._compat import tomllib
 from ._errors import Problem
 from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
 
@@ -27,7 +25,6 @@ __all__ = [
     "Origin",
     "Origins",
     "Unreadable",
-    "default_policy_path",
     "env_files",
     "parse_toml",
     "read_file",
@@ -51,15 +48,6 @@ TOP_KEYS = (
     "rules",
     "tests",
 )
-
-
-def default_policy_path() -> Path:
-    """The bundled ``default.toml``: inside the installed package, or, in a
-    source checkout, ``policies/default.toml`` beside the package."""
-    packaged = resources.files("policyengine").joinpath("policies/default.toml")
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -151,6 +139,8 @@ def read_file(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
 
 def parse_toml(name: str, raw: bytes) -> tuple[dict[str, Any] | None, list[Problem]]:
     """The TOML document ``raw`` (from ``name``): its data, or its problems."""
+    from ._compat import tomllib  # (5 ms of imports, not paid by a pre-parsed bundled file)
+
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -236,6 +226,16 @@ class Origins:
             siblings.add(path)
             path = path[:-1]
 
+    def set_child(self, path: KeyPath, origin: Origin) -> None:
+        """``set``, for a path whose parent is set already (no walk up)."""
+        self._origin[path] = origin
+        parent = path[:-1]
+        siblings = self._children.get(parent)
+        if siblings is None:
+            self._children[parent] = {path}
+        else:
+            siblings.add(path)
+
     def setdefault(self, path: KeyPath, origin: Origin) -> None:
         if path not in self._origin:
             self.set(path, origin)
@@ -271,13 +271,24 @@ class Merge:
     sources: list[str] = attrs.Factory(list)
 
     def note(self, merged: KeyPath, file: str, local: KeyPath, value: object) -> None:
+        """Remember that ``file`` set ``merged`` (at ``local`` there) and everything under it."""
         self.origin.set(merged, Origin(file, local))
+        self._note_under(merged, file, local, value)
+
+    def _note_under(self, merged: KeyPath, file: str, local: KeyPath, value: object) -> None:
         if isinstance(value, dict):
-            for k, v in value.items():
-                self.note((*merged, k), file, (*local, k), v)
+            items: Iterable[tuple[str | int, object]] = value.items()
         elif isinstance(value, list):
-            for i, v in enumerate(value):
-                self.note((*merged, i), file, (*local, i), v)
+            items = enumerate(value)
+        else:
+            return
+        set_child = self.origin.set_child
+        for k, v in items:
+            path = (*merged, k)
+            at = (*local, k)
+            set_child(path, Origin(file, at))
+            if isinstance(v, (dict, list)):
+                self._note_under(path, file, at, v)
 
     def forget(self, prefix: KeyPath) -> None:
         self.origin.forget(prefix)

@@ -13,17 +13,20 @@ from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
-from ._converter import converter, problems_of
+from ._bundled import default_policy_path, presets_dir, read_copy
+from ._converter import converter, fast_converter, problems_of
 from ._errors import PolicyError, Problem
 from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
 from ._layers import (
+    MAX_POLICY_BYTES,
     TOP_KEYS,
     Layer,
     Merge,
-    default_policy_path,
+    Unreadable,
     env_files,
     parse_toml,
     read_file,
+    read_regular,
 )
 from ._model import (
     ActionKind,
@@ -64,23 +67,21 @@ class ReadLayer(NamedTuple):
 PRESET_PREFIX = "preset:"
 
 
-def _presets_dir() -> Path:
-    return default_policy_path().parent / "presets"
-
-
 def preset_names() -> list[str]:
     """The names of the bundled provider presets (``load_policy("preset:NAME")``)."""
-    return sorted(p.stem for p in _presets_dir().glob("*.toml"))
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
 
 
 #: Parsed bundled files (the default, the presets) by path, size and mtime: they
 #: are read-only documents (merging copies what it takes), so loading again in
-#: the same process skips the TOML parse, about half of a load.
+#: the same process skips even reading them.
 _BUNDLED: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
 def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
-    if path.parent not in (default_policy_path().parent, _presets_dir()):
+    """A layer's file read and parsed; a bundled file from its pre-parsed
+    copy when that was made from the same bytes (``_bundled``)."""
+    if path.parent not in (default_policy_path().parent, presets_dir()):
         return read_file(path)
     try:
         stat = path.stat()
@@ -89,10 +90,17 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     found = _BUNDLED.get(key)
     if found is None:
-        data, problems = read_file(path)
-        if data is None or problems:
-            return data, problems
-        _BUNDLED[key] = found = data
+        try:
+            raw = read_regular(path, MAX_POLICY_BYTES)
+        except Unreadable:
+            return read_file(path)  # (which says why)
+        found = read_copy(path, raw)
+        if found is None:
+            data, problems = parse_toml(str(path), raw)
+            if data is None or problems:
+                return data, problems
+            found = data
+        _BUNDLED[key] = found
     return found, []
 
 
@@ -109,7 +117,7 @@ def _presets_joined(parts: list[str]) -> list[str]:
 
 def preset_path(name: str) -> Path | None:
     """The file of the bundled preset ``name``, or None if there is none."""
-    return _presets_dir() / f"{name}.toml" if name in preset_names() else None
+    return presets_dir() / f"{name}.toml" if name in preset_names() else None
 
 
 T = TypeVar("T")
@@ -138,6 +146,10 @@ class _Build:
         self.problems.append(Problem(file, format_path(path), message))
 
     def structure(self, value: object, cls: type[T], path: KeyPath) -> T | None:
+        try:
+            return fast_converter.structure(value, cls)
+        except Exception:  # told apart below, every problem with its key path
+            pass
         try:
             return converter.structure(value, cls)
         except Exception as exc:
@@ -311,9 +323,13 @@ class _Build:
         if not isinstance(description, str):
             self.problem(("description",), f"expected a string, got {show_value(description)}")
             description = ""
-        origins = {format_path(k): v.file for k, v in self.merge.origin.items()}
+        origin = self.merge.origin
+        origins = {format_path(k): v.file for k, v in origin.items()}
+        inherited = {}
         for path, set_at in self.inherited.items():
-            origins[format_path(path)] = self.merge.origin[set_at].file
+            at = format_path(path)
+            origins[at] = origin[set_at].file
+            inherited[at] = format_path(set_at)
         return Policy(
             defaults=defaults,
             classifications=classifications,
@@ -324,7 +340,7 @@ class _Build:
             governor=governor,
             sources=tuple(self.merge.sources),
             origins=origins,
-            inherited={format_path(k): format_path(v) for k, v in self.inherited.items()},
+            inherited=inherited,
         )
 
 

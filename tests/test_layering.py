@@ -37,6 +37,7 @@ RANK = {
     # loading a policy
     "_converter": 2,
     "_dumping": 2,
+    "_bundled": 1,
     "_layers": 3,
     "_loading": 4,
     # compiling and deciding

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._bundled import default_policy_path
 from .._compat import tomllib
 from .._keypath import format_path
-from .._layers import MAX_POLICY_BYTES, Unreadable, default_policy_path, read_regular
+from .._layers import MAX_POLICY_BYTES, Unreadable, read_regular
 from .._model import Policy
 
 __all__ = ["DEFAULT_NAME", "KeyPath", "Location", "Locator", "Origin", "display_file", "nearest"]
