@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import operator
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ._errorbody import MAX_PARSE_BYTES
@@ -42,37 +43,90 @@ class ClientResponse(Protocol):
 
 def read_body(obj: Any) -> bytes:
     """The body a client object already holds, without consuming a stream we
-    cannot give back. Anything odd gives b""."""
+    cannot give back. Anything odd gives b"".
+
+    How a class's objects are read is worked out once per class (the reader
+    of a ``requests.Response`` is its ``content``, of an urllib3 response its
+    ``data``...), for at most ``MAX_READER_CLASSES`` classes; objects of a
+    class that holds none of these itself (their attributes set on each
+    object) are asked each time."""
     try:
-        if type(obj).__module__.startswith("aiohttp"):
-            # aiohttp reads bodies only asynchronously; after ``await resp.read()``
-            # the bytes are kept on the response (there is no public sync getter).
-            body = getattr(obj, "_body", None)
-            return body if isinstance(body, bytes) else b""
-        # An object can only be an HTTPError if urllib.error was imported: look
-        # there rather than import it (and ssl, http.client) for everyone.
-        url_errors = sys.modules.get("urllib.error")
-        if url_errors is not None and isinstance(obj, url_errors.HTTPError):
-            obj = obj.fp
-        if hasattr(obj, "peek"):  # http.client.HTTPResponse, buffered readers
-            # peek() looks at what is buffered without consuming it.
-            data = obj.peek(MAX_PARSE_BYTES)
-            return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
-        if hasattr(obj, "getvalue"):  # io.BytesIO
-            data = obj.getvalue()
-            return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
-        for attr in ("content", "data", "body"):
-            # requests / httpx: .content; urllib3: .data (read and cached);
-            # httpx raises ResponseNotRead for an unread stream: no body then.
-            if hasattr(type(obj), attr) or hasattr(obj, attr):
-                data = getattr(obj, attr)
-                if isinstance(data, (bytes, bytearray)):
-                    return bytes(data)
-                if isinstance(data, str):
-                    return data.encode("utf-8", "replace")
-                return b""
+        kind = type(obj)
+        read = _BODY_READERS.get(kind)
+        if read is None:
+            read = _body_reader(kind)
+            if len(_BODY_READERS) < MAX_READER_CLASSES:
+                _BODY_READERS[kind] = read
+        return read(obj)
     except Exception:
-        pass
+        return b""
+
+
+#: Classes whose body reader is kept (``read_body``): a bound on memory
+#: (a program meets a handful; classes made on the fly are not kept past it).
+MAX_READER_CLASSES = 256
+
+_BODY_READERS: dict[type, Callable[[Any], bytes]] = {}
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8", "replace")
+    return b""
+
+
+def _buffered(data: object) -> bytes:
+    return bytes(data) if isinstance(data, (bytes, bytearray)) else b""
+
+
+def _body_reader(kind: type) -> Callable[[Any], bytes]:
+    """How to read the body of an object of class ``kind`` (see ``read_body``)."""
+    if kind.__module__.startswith("aiohttp"):
+        # aiohttp reads bodies only asynchronously; after ``await resp.read()``
+        # the bytes are kept on the response (there is no public sync getter).
+        return lambda obj: _buffered(getattr(obj, "_body", None))
+    # An object can only be an HTTPError if urllib.error was imported: look
+    # there rather than import it (and ssl, http.client) for everyone.
+    url_errors = sys.modules.get("urllib.error")
+    if url_errors is not None and issubclass(kind, url_errors.HTTPError):
+        return lambda obj: _read_any(obj.fp)
+    if hasattr(kind, "peek"):  # http.client.HTTPResponse, buffered readers
+        # peek() looks at what is buffered without consuming it.
+        return lambda obj: _buffered(obj.peek(MAX_PARSE_BYTES))
+    if hasattr(kind, "getvalue"):  # io.BytesIO
+        return lambda obj: _buffered(obj.getvalue())
+    for attr in ("content", "data", "body"):
+        # requests / httpx: .content; urllib3: .data (read and cached);
+        # httpx raises ResponseNotRead for an unread stream: no body then.
+        if hasattr(kind, attr):
+            return _attribute(attr)
+    return _read_any  # attributes set on each object: asked each time
+
+
+def _attribute(attr: str) -> Callable[[Any], bytes]:
+    get = operator.attrgetter(attr)
+
+    def read(obj: Any) -> bytes:
+        data = get(obj)
+        return data if type(data) is bytes else _as_bytes(data)
+
+    return read
+
+
+def _read_any(obj: Any) -> bytes:
+    """The body of an object whose class says nothing of how: by what it has."""
+    url_errors = sys.modules.get("urllib.error")
+    if url_errors is not None and isinstance(obj, url_errors.HTTPError):
+        obj = obj.fp
+    if hasattr(obj, "peek"):
+        return _buffered(obj.peek(MAX_PARSE_BYTES))
+    if hasattr(obj, "getvalue"):
+        return _buffered(obj.getvalue())
+    for attr in ("content", "data", "body"):
+        if hasattr(obj, attr):
+            return _as_bytes(getattr(obj, attr))
     return b""
 
 
@@ -89,6 +143,12 @@ def _method(obj: Any) -> str | None:
 
 def read_status(obj: Any) -> int | None:
     """The integer status of a client's response object, or None."""
+    try:
+        value = getattr(obj, "status_code", None)  # requests, httpx: the common case
+        if type(value) is int:
+            return value
+    except Exception:
+        pass
     for attr in ("status_code", "status", "code"):
         try:
             value = getattr(obj, attr, None)

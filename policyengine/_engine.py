@@ -121,6 +121,7 @@ class Engine:
         "_hints",
         "_index",
         "_max_elapsed",
+        "_plain",
         "_should_retry",
         "_wanted",
         "clock",
@@ -136,6 +137,7 @@ class Engine:
     _should_retry: str
     _hints: tuple[CompiledHint, ...]
     _fast: dict[int, PlainSuccess]
+    _plain: dict[int, Action]
     _wanted: frozenset[str]
 
     def __init__(
@@ -158,6 +160,8 @@ class Engine:
         put(self, "_should_retry", self.policy.hints.should_retry_header.strip().lower())
         put(self, "_hints", tuple(CompiledHint.of(s) for s in self.policy.hints.sources))
         put(self, "_fast", self._plain_successes())
+        # The statuses whose plain success no rule can come before: the action alone.
+        put(self, "_plain", {s: f.action for s, f in self._fast.items() if not f.guards})
         put(self, "_wanted", self._header_names())
         put(self, "_max_elapsed", {r.id: r.max_elapsed for r in self.policy.rules})
 
@@ -255,13 +259,18 @@ class Engine:
             if type(response) is not Response and not isinstance(response, Response):
                 if not isinstance(response, BaseException):
                     # A client's plain success: its status and body, nothing more.
-                    fast = self._fast.get(read_status(response))  # type: ignore[arg-type]
+                    try:
+                        status = getattr(response, "status_code", None)  # requests, httpx
+                    except Exception:  # (a raising attribute reads as absent)
+                        status = None
+                    if type(status) is not int:
+                        status = read_status(response)
+                    plain = self._plain.get(status)  # type: ignore[arg-type]
                     if (
-                        fast is not None
-                        and not fast.guards
+                        plain is not None
                         and read_body(response).find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0
                     ):
-                        return fast.action
+                        return plain
                 # A client's response (its headers read only as far as the
                 # policy looks), else a network failure.
                 coerced = coerce_response(response, self._wanted)

@@ -69,11 +69,18 @@ def index_headers(
 Index = dict[str, tuple[str, ...]]
 
 
+#: The visible ASCII bytes (printable, not the space): a header name made of
+#: nothing else needs no more than lower-casing to compare (``_RawNames.of``).
+_VISIBLE_ASCII = bytes(range(0x21, 0x7F))
+
+
 class _RawNames(NamedTuple):
     """An httpx-style header object (``raw`` byte pairs in its ``encoding``:
-    httpx, httpx2) with its names decoded and lower-cased, in order."""
+    httpx, httpx2) with its names lower-cased, in order: as bytes when every
+    name is printable ASCII (the names servers send; compared without
+    decoding), else decoded."""
 
-    names: list[str]
+    names: list[str] | list[bytes]
     pairs: list[tuple[bytes, bytes]]
     encoding: str
 
@@ -83,31 +90,44 @@ class _RawNames(NamedTuple):
         (``index_headers`` strips names: the full index is then the one)."""
         pairs = headers.raw
         encoding = headers.encoding
-        # Decoded and lower-cased together, at C speed. A name whose ends
-        # str.strip() would remove (a control, a space, a Unicode space: none
-        # is printable but the ASCII space) goes to the full index.
-        joined = b"\n".join([name for name, _ in pairs]).decode(encoding)
+        joined = b"\n".join([name for name, _ in pairs])
+        if not pairs:
+            return cls([], pairs, encoding)
+        # Lower-cased together, at C speed. A name whose ends str.strip()
+        # would remove (a control, a space, a Unicode space: none is
+        # printable but the ASCII space) goes to the full index.
+        if joined.translate(None, _VISIBLE_ASCII) == b"\n" * (len(pairs) - 1):
+            # Visible ASCII alone (the separators are all that is left):
+            # decoded alike in every encoding httpx picks, lower-cased alike
+            # as bytes, and nothing for strip() to take.
+            return cls(joined.lower().split(b"\n"), pairs, encoding)
+        text = joined.decode(encoding)
         if not (
-            joined.replace("\n", "").isprintable()
-            and joined[:1] != " "
-            and joined[-1:] != " "
-            and " \n" not in joined
-            and "\n " not in joined
+            text.replace("\n", "").isprintable()
+            and text[:1] != " "
+            and text[-1:] != " "
+            and " \n" not in text
+            and "\n " not in text
         ):
             return None
-        names = joined.lower().split("\n") if pairs else []
+        names = text.lower().split("\n")
         if len(names) != len(pairs):  # a name holding a line break
             return None
         return cls(names, pairs, encoding)
 
     def values(self, name: str) -> tuple[str, ...] | None:
-        names = self.names
-        if name not in names:
+        names: list[Any] = self.names
+        key: str | bytes = name
+        if names and type(names[0]) is bytes:
+            if not name.isascii():
+                return None  # no ASCII name is this one
+            key = name.encode("ascii")
+        if key not in names:
             return None
-        if names.count(name) == 1:
-            return (self.pairs[names.index(name)][1].decode(self.encoding),)
+        if names.count(key) == 1:
+            return (self.pairs[names.index(key)][1].decode(self.encoding),)
         return tuple(
-            self.pairs[i][1].decode(self.encoding) for i, n in enumerate(names) if n == name
+            self.pairs[i][1].decode(self.encoding) for i, n in enumerate(names) if n == key
         )
 
 

@@ -383,6 +383,42 @@ class TestHostileInput:
 
         assert engine.evaluate(Evil()).classification == "rate_limit"
 
+    def test_a_status_code_that_explodes_reads_as_absent(self, engine: pe.Engine) -> None:
+        class Evil:
+            status = 200
+            content = b"{}"
+
+            @property
+            def status_code(self) -> int:
+                raise RuntimeError("boom")
+
+        assert engine.evaluate(Evil()).kind is K.SUCCEED
+
+    def test_objects_of_one_class_are_read_alike_whatever_they_hold(
+        self, engine: pe.Engine
+    ) -> None:
+        # The reader of a class is chosen once (by what the class has); what
+        # each object holds is read afresh, attributes set per object included.
+        class Reply:
+            def __init__(self, status: int, body: object) -> None:
+                self.status_code, self.content = status, body
+
+        error = b'{"error": {"code": "invalid_api_key", "message": "bad key"}}'
+        for _ in range(2):
+            assert engine.evaluate(Reply(200, b"{}")).kind is K.SUCCEED
+            assert engine.evaluate(Reply(200, error)).classification == "authentication"
+            assert engine.evaluate(Reply(200, error.decode())).classification == "authentication"
+            assert engine.evaluate(Reply(200, 5)).kind is K.SUCCEED  # an odd body: none
+
+    def test_the_readers_kept_are_bounded(self, engine: pe.Engine) -> None:
+        from policyengine import _clients
+
+        error = b'{"error": {"code": "invalid_api_key", "message": "bad key"}}'
+        for i in range(_clients.MAX_READER_CLASSES + 10):
+            kind = type(f"Reply{i}", (), {"status_code": 200, "content": error})
+            assert engine.evaluate(kind()).classification == "authentication"
+        assert len(_clients._BODY_READERS) <= _clients.MAX_READER_CLASSES
+
     def test_wrong_argument_types_are_named(self, engine: pe.Engine) -> None:
         action = engine.evaluate(pe.Response(500), method=5)  # type: ignore[arg-type]
         assert action.kind is K.FAIL
