@@ -45,11 +45,11 @@ def read_body(obj: Any) -> bytes:
     """The body a client object already holds, without consuming a stream we
     cannot give back. Anything odd gives b"".
 
-    How a class's objects are read is worked out once per class (the reader
-    of a ``requests.Response`` is its ``content``, of an urllib3 response its
-    ``data``...), for at most ``MAX_READER_CLASSES`` classes; objects of a
-    class that holds none of these itself (their attributes set on each
-    object) are asked each time."""
+    How a class's objects are read is worked out once per class, for at most
+    ``MAX_READER_CLASSES`` classes: aiohttp's kept body, an ``HTTPError``'s
+    buffered reader, ``peek()``, ``getvalue()``, or ``content`` (requests,
+    httpx) when the class has it; any other object is asked each time for
+    ``content``, ``data`` (urllib3) or ``body``, whichever it has first."""
     try:
         kind = type(obj)
         read = _BODY_READERS.get(kind)
@@ -97,12 +97,9 @@ def _body_reader(kind: type) -> Callable[[Any], bytes]:
         return lambda obj: _buffered(obj.peek(MAX_PARSE_BYTES))
     if hasattr(kind, "getvalue"):  # io.BytesIO
         return lambda obj: _buffered(obj.getvalue())
-    for attr in ("content", "data", "body"):
-        # requests / httpx: .content; urllib3: .data (read and cached);
-        # httpx raises ResponseNotRead for an unread stream: no body then.
-        if hasattr(kind, attr):
-            return _attribute(attr)
-    return _read_any  # attributes set on each object: asked each time
+    if hasattr(kind, "content"):  # requests, httpx (which raises for an unread stream)
+        return _attribute("content")
+    return _read_any  # by what each object has (urllib3: .data, read and cached)
 
 
 def _attribute(attr: str) -> Callable[[Any], bytes]:
@@ -124,8 +121,9 @@ def _read_any(obj: Any) -> bytes:
         return _buffered(obj.peek(MAX_PARSE_BYTES))
     if hasattr(obj, "getvalue"):
         return _buffered(obj.getvalue())
+    kind = type(obj)
     for attr in ("content", "data", "body"):
-        if hasattr(obj, attr):
+        if hasattr(kind, attr) or hasattr(obj, attr):
             return _as_bytes(getattr(obj, attr))
     return b""
 
