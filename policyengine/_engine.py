@@ -583,9 +583,7 @@ def _unmatched(
         remediation="No rule of the policy covers this outcome; add a catch-all rule.",
         error=to_error(raw) if raw is not None else None,
     )
-    return Action(
-        _FAIL, "unknown", False, 0.0, "", None, status, transport, details=details
-    )
+    return Action(_FAIL, "unknown", False, 0.0, "", None, status, transport, details=details)
 
 
 def _unreadable(why: str) -> Action:
