@@ -99,7 +99,9 @@ def _finite(seconds: float) -> float | None:
     return None
 
 
-_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
+# Up to 20 decimals: a JSON float as Python writes it back (Hugging Face's
+# "estimated_time": 300.8891906738281) is a number, not garbage.
+_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,20})?")
 
 
 def _number(value: str) -> float | None:

@@ -237,7 +237,11 @@ def _from_json(data: object, success: bool) -> RawError | None:
     if isinstance(err, dict):
         return _from_object(err)
     if isinstance(err, str) and err:
-        return RawError(_clip(err), _scalar(data.get("type")), _scalar(data.get("code")), None)
+        # {"error": "Model x is currently loading", "estimated_time": 20.0}
+        # (Hugging Face): the object holding the message holds the wait too.
+        return RawError(
+            _clip(err), _scalar(data.get("type")), _scalar(data.get("code")), None, (), data
+        )
     if err not in (None, False, "", {}):
         return RawError(_message(err), None, None, None)
     if data.get("object") == "error" or (

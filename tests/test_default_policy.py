@@ -702,9 +702,276 @@ def test_classification_names(default_policy: pe.Policy) -> None:
     }
 
 
+# Real bodies of providers and gateways the cases above do not cover, each as
+# a public issue or doc quotes it: (status, headers, body) -> (classification,
+# kind, rule, delay; None = the backoff's, not checked).
+FIDELITY = [
+    pytest.param(
+        503,
+        {},
+        b'{"error":"Model meta-llama/Llama-2-13b-chat is currently loading","estimated_time":20.0}',
+        "upstream_unavailable",
+        K.RETRY,
+        "upstream-unavailable",
+        20.0,
+        id="huggingface/transformers#32665: Inference API 503, wait the estimated_time",
+    ),
+    pytest.param(
+        503,
+        {},
+        b'{"error": "Model allenai/unifiedqa-t5-11b is currently loading", '
+        b'"estimated_time": 1809.1820068359375}',
+        "upstream_unavailable",
+        K.FAIL,
+        "upstream-unavailable",
+        1809.1820068359375,
+        id="huggingface/api-inference-community#137: a half-hour load, fail with the wait",
+    ),
+    pytest.param(
+        429,
+        {
+            "x-ratelimit-limit-requests": "8",
+            "x-ratelimit-remaining-requests": "7",
+            "x-ratelimit-remaining-tokens": "1014",
+        },
+        b'{"error":{"code":"429","message": "Rate limit is exceeded. Try again in 2 seconds."}}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        2.0,
+        id="microsoft/copilot-camp#551: Azure OpenAI 429, try again in 2 seconds",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"error": {"message": "Requests to the Embeddings_Create Operation under Azure OpenAI '
+        b"API version 2022-12-01 have exceeded call rate limit of your current OpenAI S0 pricing "
+        b"tier. Please retry after 9 seconds. Please go here: https://aka.ms/oai/quotaincrease if "
+        b'you would like to further increase the default rate limit.", "code": "429"}}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        9.0,
+        id="weaviate/weaviate#3095: Azure OpenAI 429 (message as quoted), retry after 9 seconds",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"error": {"message": "No deployments available for selected model, Try again in 60 '
+        b"seconds. Passed model=vertex-claude-3-5-sonnet. pre-call-checks=False, "
+        b'allowed_model_region=n/a"}}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        60.0,
+        id="BerriAI/litellm#5764: LiteLLM proxy 429, no deployments, try again in 60 seconds",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"code": "Client specified an invalid argument", "error": "Incorrect API key provided: '
+        b'ba***na. You can obtain an API key from https://console.x.ai."}',
+        "authentication",
+        K.FAIL,
+        "authentication-message",
+        None,
+        id="i-am-bee/beeai-framework#447: xAI answers a wrong key with a 400",
+    ),
+    pytest.param(
+        404,
+        {},
+        b'{"error":"model \'llama3\' not found, try pulling it first"}',
+        "not_found",
+        K.FAIL,
+        "model-not-found-text",
+        None,
+        id="ollama/ollama#3876: Ollama 404, model not found",
+    ),
+    pytest.param(
+        404,
+        {},
+        b'{"error": {"message": "model \\"ollama\\" not found, try pulling it first", '
+        b'"type": "api_error", "param": null, "code": null}}',
+        "not_found",
+        K.FAIL,
+        "model-not-found-text",
+        None,
+        id="netease-youdao/QAnything#555: Ollama's OpenAI-compatible 404",
+    ),
+    pytest.param(
+        404,
+        {},
+        b'{"object":"error","message":"The model `Qwen1.5-14B-Chat-GPTQ-Int8` does not exist.",'
+        b'"type":"NotFoundError","param":null,"code":404}',
+        "not_found",
+        K.FAIL,
+        "model-not-found-text",
+        None,
+        id="vllm-project/vllm#3485: vLLM 404, the model does not exist",
+    ),
+    pytest.param(
+        404,
+        {},
+        b'{"message":"Model not found, inaccessible, and/or not deployed","param":"model",'
+        b'"code":"NOT_FOUND","type":"error"}',
+        "not_found",
+        K.FAIL,
+        "model-not-found-text",
+        None,
+        id="warpdotdev/warp#15107: Fireworks 404, model not found",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"error":{"message":"Invalid model \'perplexity/sonar\'. Permitted models can be found '
+        b'in the documentation at https://docs.perplexity.ai/docs/getting-started/models.",'
+        b'"type":"invalid_model","code":400}}',
+        "not_found",
+        K.FAIL,
+        "invalid-model-type",
+        None,
+        id="FerroxLabs/wayland#603: Perplexity 400 invalid_model",
+    ),
+    pytest.param(
+        400,  # (the issue does not give the status; the rule takes any 4xx)
+        {},
+        b'{"object":"error","message":"Invalid model: ","type":"invalid_model","param":null,'
+        b'"code":"1500"}',
+        "not_found",
+        K.FAIL,
+        "invalid-model-type",
+        None,
+        id="tmc/langchaingo#1233: Mistral invalid_model",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"id":"okkMWqL-2kFHot-a023f60e9b77ff7e","error":{"message":"Unable to access '
+        b"non-serverless model mistralai/Mistral-Small-24B-Instruct-2501. Please visit "
+        b"https://api.together.ai/models/mistralai/Mistral-Small-24B-Instruct-2501 to create and "
+        b'start a new dedicated endpoint for the model.","type":"invalid_request_error",'
+        b'"param":null,"code":"model_not_available"}}',
+        "not_found",
+        K.FAIL,
+        "model-not-found",
+        None,
+        id="HeyPuter/puter#3168: Together 400 model_not_available",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"error": {"message": "Budget has been exceeded! Current cost: 10.51, Max budget: '
+        b'10.00", "type": "budget_exceeded", "code": "429"}}',
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-type",
+        None,
+        id="BerriAI/litellm#36729: LiteLLM 429 budget_exceeded",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"error": {"message": "litellm.BadRequestError: OpenAIException - Budget has been '
+        b"exceeded! Current cost: 14.5, Max budget: 100. Received Model "
+        b'Group=meta.llama3-8b-instruct-v1:0\nAvailable Model Group Fallbacks=None", '
+        b'"type": null, "param": null, "code": "400"}}',
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+        None,
+        id="BerriAI/litellm#14144: LiteLLM 400, budget has been exceeded",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"result":null,"success":false,"errors":[{"code":3036,"message":"AiError: you have '
+        b"used up your daily free allocation of 10,000 neurons, please upgrade to Cloudflare's "
+        b'Workers Paid plan if you would like to continue usage."}],"messages":[]}',
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+        None,
+        id="diegosouzapw/OmniRoute#6980: Cloudflare Workers AI 429, daily neurons used up",
+    ),
+    # Judged right as they were (kept so that they stay so).
+    pytest.param(
+        401,
+        {},
+        b'{"error":{"code":"401","message":"Access denied due to invalid subscription key or '
+        b"wrong API endpoint. Make sure to provide a valid key for an active subscription and "
+        b'use a correct regional API endpoint for your resource."}}',
+        "authentication",
+        K.FAIL,
+        "authentication",
+        None,
+        id="Azure OpenAI 401 invalid subscription key",
+    ),
+    pytest.param(
+        429,
+        {
+            "x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+        },
+        b'{"message":"Too many requests, please wait before trying again."}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="BerriAI/litellm#589 and promptfoo/promptfoo#1508: Bedrock ThrottlingException",
+    ),
+    pytest.param(
+        503,
+        {},
+        b'{"error": {"code": 503, "message": "No capacity available for model gemini-3-pro-high '
+        b'on the server", "status": "UNAVAILABLE", "details": [{"@type": '
+        b'"type.googleapis.com/google.rpc.ErrorInfo", "reason": "MODEL_CAPACITY_EXHAUSTED", '
+        b'"domain": "cloudcode-pa.googleapis.com", "metadata": {"model": "gemini-3-pro-high"}}, '
+        b'{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "40s"}]}}',
+        "upstream_unavailable",
+        K.RETRY,
+        "upstream-unavailable",
+        40.0,
+        id="badrisnarayanan/antigravity-claude-proxy#197: Google 503 no capacity, RetryInfo",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "classification", "kind", "rule", "delay"), FIDELITY
+)
+def test_real_bodies_of_more_providers(
+    engine: pe.Engine,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    classification: str,
+    kind: pe.ActionKind,
+    rule: str,
+    delay: float | None,
+) -> None:
+    action = engine.evaluate(pe.Response(status, headers, body))
+    assert (action.classification, action.kind, action.rule_id) == (classification, kind, rule)
+    if delay is not None:
+        assert (action.delay, action.delay_source) == (delay, "server")
+
+
+def test_a_model_that_does_not_exist_falls_back() -> None:
+    # As model_not_found does: another model of the chain may be served.
+    policy = pe.load_policy({"defaults": {"fallback": ["llama3.2"]}}, env=False)
+    engine = pe.Engine(policy)
+    for status, body in [
+        (404, b'{"error":"model \'llama3\' not found, try pulling it first"}'),
+        (404, b'{"object":"error","message":"The model `x` does not exist.","code":404}'),
+        (400, b'{"error":{"message":"Invalid model \'x\'.","type":"invalid_model","code":400}}'),
+    ]:
+        action = engine.evaluate(pe.Response(status, {}, body), model="llama3")
+        assert (action.kind, action.fallback) == (K.FALLBACK, "llama3.2"), body
+        assert "Model 'x' not found" in action.remediation or "llama3" in action.remediation
+
+
 def test_every_rule_is_reachable(default_policy: pe.Policy) -> None:
     ids = {r.id for r in default_policy.rules}
     covered = {row[-1] for row in REAL_WORLD} | {c[0].replace("_", "-") for c in CODES}
+    covered |= {p.values[5] for p in FIDELITY}
     covered |= {
         "success",
         "bad-request",

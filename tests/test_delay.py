@@ -25,6 +25,7 @@ class TestParseRetryAfter:
             (" 120 ", 120.0),
             ("1.5", 1.5),
             (b"3", 3.0),
+            ("300.8891906738281", 300.8891906738281),  # a JSON float written back
         ],
     )
     def test_delta_seconds(self, value: str | bytes, expected: float) -> None:
