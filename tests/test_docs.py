@@ -356,6 +356,39 @@ def test_the_readme_override_falls_back_and_adds_a_rule(tmp_path: Path) -> None:
     assert prod.evaluate(read_timeout, method="GET").kind is pe.ActionKind.RETRY
 
 
+# --- what the prose counts and measures -------------------------------------------------
+
+
+NUMBERS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
+
+
+def test_the_counts_in_the_prose_are_the_bundled_policys() -> None:
+    default = pe.default_policy_path()
+    text = default.read_text(encoding="utf-8")
+    # A self-test citing its source: a "# source:" comment just before it.
+    cited = len(re.findall(r"(?m)^# source:.*\n(?:#.*\n)*\[\[tests\]\]$", text))
+    assert f"carries a self-test for each of these, {cited} of them" in README
+    sources = len(pe.load_policy(env=False).hints.sources)
+    assert f"(the default policy lists {NUMBERS[sources]})" in REFERENCE
+    size = re.search(r"bundled default is about (\d+) KB", REFERENCE)
+    assert size is not None
+    assert abs(int(size.group(1)) * 1000 - default.stat().st_size) <= 5000
+
+
 if __name__ == "__main__":  # python -m tests.test_docs: write the generated tables
     path = ROOT / "docs" / "policy.md"
     table = bundled_reference(pe.load_policy(env=False))
