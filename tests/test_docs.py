@@ -389,6 +389,18 @@ def test_the_counts_in_the_prose_are_the_bundled_policys() -> None:
     assert abs(int(size.group(1)) * 1000 - default.stat().st_size) <= 5000
 
 
+def test_the_module_map_names_every_module() -> None:
+    package = ROOT / "policyengine"
+    modules = [p.stem for p in package.glob("*.py") if not p.stem.startswith("__")]
+    modules += [f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()]
+    modules.remove("cli/")  # a bullet of its own, module by module
+    layout = README[README.index("| stage | modules |") : README.index("- The command line is")]
+    assert [m for m in modules if f"`{m}`" not in layout] == []
+    cli = README[README.index("- The command line is") : README.index("- The documentation is")]
+    commands = [p.stem for p in (package / "cli").glob("*.py") if not p.stem.startswith("__")]
+    assert [m for m in commands if f"`{m}" not in cli] == []
+
+
 if __name__ == "__main__":  # python -m tests.test_docs: write the generated tables
     path = ROOT / "docs" / "policy.md"
     table = bundled_reference(pe.load_policy(env=False))
