@@ -389,6 +389,11 @@ def test_the_counts_in_the_prose_are_the_bundled_policys() -> None:
     assert abs(int(size.group(1)) * 1000 - default.stat().st_size) <= 5000
 
 
+def test_every_public_name_is_documented() -> None:
+    both = README + REFERENCE
+    assert [n for n in pe.__all__ if not re.search(rf"\bpe\.{n}\b", both)] == []
+
+
 def test_the_module_map_names_every_module() -> None:
     package = ROOT / "policyengine"
     modules = [p.stem for p in package.glob("*.py") if not p.stem.startswith("__")]
