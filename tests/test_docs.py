@@ -4,9 +4,11 @@ Every ```python block of README.md and docs/policy.md runs (in a namespace
 with a FakeGateway's `url`, `msgs`, the override files the text names, and
 the helpers its sketches call), every ```toml block loads as an override of
 the default, every ```console transcript whose commands are `policyengine`
-gives the output shown (a line `...` stands for any lines), and the reference's
-tables of defaults, classifications and rules are the code's. The README's
-override example changes the decisions it claims to change.
+gives the output shown (a line `...` stands for any lines), as does the
+set-up's main job, and the reference's tables of defaults, classifications
+and rules are the code's. The README's override example changes the
+decisions it claims to change; every public name and every module is
+documented; the counts the prose gives are the bundled policy's.
 """
 
 from __future__ import annotations
@@ -387,6 +389,21 @@ def test_the_counts_in_the_prose_are_the_bundled_policys() -> None:
     size = re.search(r"bundled default is about (\d+) KB", REFERENCE)
     assert size is not None
     assert abs(int(size.group(1)) * 1000 - default.stat().st_size) <= 5000
+
+
+def test_the_set_up_is_two_commands_and_the_main_job_prints_what_is_shown() -> None:
+    setup = README[README.index("## Set-up") : README.index("## Quick start")]
+    install, tests = fenced(setup, "sh")
+    (shown,) = fenced(setup, "text")
+    steps = install.strip().split(" && ")
+    assert steps[:2] == ["python3 -m venv .venv", ".venv/bin/pip install -q -e '.[test]'"]
+    main_job = " && ".join(steps[2:]).replace(".venv/bin/policyengine", "policyengine", 1)
+    env = {k: v for k, v in os.environ.items() if k != pe.ENV_VAR}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(["bash", "-c", main_job], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, shown)
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert tests.strip() == ci[-1]  # the test command is CI's last
 
 
 def test_every_public_name_is_documented() -> None:
