@@ -2,7 +2,7 @@
 
 The stdlib's C scanner is called directly (``json.loads`` wraps it in two
 regular-expression scans for white space and a type check). With the
-``fast`` extra installed (``pip install 'policyengine[fast]'``: msgspec),
+``fast`` extra installed (msgspec),
 msgspec decodes first, imported the first time a body is decoded, and its
 answer is used only where it is certainly the stdlib's: msgspec refuses
 (and the stdlib then decides) every input on which the two would differ -

@@ -1,5 +1,5 @@
 """OpenTelemetry: metrics and span events of a driver and its governor
-(``pip install 'policyengine[otel]'``: the OpenTelemetry API only; bring your
+(the ``otel`` extra: the OpenTelemetry API only; bring your
 own SDK and exporters).
 
     import policyengine as pe

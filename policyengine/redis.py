@@ -1,5 +1,5 @@
 """Redis: the governor's state shared by every process pointed at one Redis
-(``pip install 'policyengine[redis]'``).
+(the ``redis`` extra).
 
     import policyengine as pe
     from policyengine.redis import RedisStore

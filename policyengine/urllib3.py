@@ -63,7 +63,7 @@ from ._adapting import driver_for
 from ._driver import MAX_HELD, CallClock, Driver
 from ._engine import Engine
 from ._errors import add_note, give_up_note
-from ._governor import Deny, Go, Hold, Ticket, TrafficKey
+from ._governor import Deny, Go, Governor, Hold, Ticket, TrafficKey
 from ._model import Action, ActionKind, Response
 from ._overrides import Override
 from ._results import Attempt, Decision
@@ -108,6 +108,8 @@ class PolicyRetry(Retry):
     Args:
         engine: The engine (its policy) to decide with; default ``Engine()``.
         driver: A ``Driver`` to use instead (for hooks or a logger of your own).
+        governor: A ``Governor`` to share with other clients; default one
+            made from the engine's policy.
         override: Tighter limits for every request made with this object.
         redirect: How many redirects to follow (urllib3's count).
         raise_on_status: True: raise ``MaxRetryError`` (``reason`` a
@@ -118,7 +120,7 @@ class PolicyRetry(Retry):
             ``allowed_methods`` are the policy's business and stay unused.
 
     Raises:
-        TypeError: Both ``engine`` and ``driver`` were given.
+        TypeError: ``driver`` with ``engine`` or ``governor`` (a driver has its own).
     """
 
     def __init__(
@@ -126,13 +128,14 @@ class PolicyRetry(Retry):
         *,
         engine: Engine | None = None,
         driver: Driver | None = None,
+        governor: Governor | None = None,
         override: Override | None = None,
         redirect: bool | int | None = DEFAULT_REDIRECTS,
         raise_on_status: bool = False,
         _state: _State | None = None,
         **kwargs: Any,
     ) -> None:
-        self.driver = driver_for(engine, driver)
+        self.driver = driver_for(engine, driver, governor)
         kwargs.setdefault("total", None)
         kwargs.setdefault("allowed_methods", None)
         super().__init__(redirect=redirect, raise_on_status=raise_on_status, **kwargs)

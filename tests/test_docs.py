@@ -4,9 +4,11 @@ Every ```python block of README.md and docs/policy.md runs (in a namespace
 with a FakeGateway's `url`, `msgs`, the override files the text names, and
 the helpers its sketches call), every ```toml block loads as an override of
 the default, every ```console transcript whose commands are `policyengine`
-gives the output shown (a line `...` stands for any lines), and the reference's
-tables of defaults, classifications and rules are the code's. The README's
-override example changes the decisions it claims to change.
+gives the output shown (a line `...` stands for any lines), as does the
+set-up's main job, and the reference's tables of defaults, classifications
+and rules are the code's. The README's override example changes the
+decisions it claims to change; every public name and every module is
+documented; the counts the prose gives are the bundled policy's.
 """
 
 from __future__ import annotations
@@ -354,6 +356,71 @@ def test_the_readme_override_falls_back_and_adds_a_rule(tmp_path: Path) -> None:
     post = prod.evaluate(read_timeout, method="POST")
     assert (post.kind, post.rule_id) == (pe.ActionKind.FAIL, "no-post-retry-after-read-timeout")
     assert prod.evaluate(read_timeout, method="GET").kind is pe.ActionKind.RETRY
+
+
+# --- what the prose counts and measures -------------------------------------------------
+
+
+NUMBERS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
+
+
+def test_the_counts_in_the_prose_are_the_bundled_policys() -> None:
+    default = pe.default_policy_path()
+    text = default.read_text(encoding="utf-8")
+    # A self-test citing its source: a "# source:" comment just before it.
+    cited = len(re.findall(r"(?m)^# source:.*\n(?:#.*\n)*\[\[tests\]\]$", text))
+    assert f"carries a self-test for each of these, {cited} of them" in README
+    sources = len(pe.load_policy(env=False).hints.sources)
+    assert f"(the default policy lists {NUMBERS[sources]})" in REFERENCE
+    size = re.search(r"bundled default is about (\d+) KB", REFERENCE)
+    assert size is not None
+    assert abs(int(size.group(1)) * 1000 - default.stat().st_size) <= 5000
+
+
+def test_the_set_up_is_two_commands_and_the_main_job_prints_what_is_shown() -> None:
+    setup = README[README.index("## Set-up") : README.index("## Quick start")]
+    install, tests = fenced(setup, "sh")
+    (shown,) = fenced(setup, "text")
+    steps = install.strip().split(" && ")
+    assert steps[:2] == ["python3 -m venv .venv", ".venv/bin/pip install -q -e '.[test]'"]
+    main_job = " && ".join(steps[2:]).replace(".venv/bin/policyengine", "policyengine", 1)
+    env = {k: v for k, v in os.environ.items() if k != pe.ENV_VAR}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(["bash", "-c", main_job], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, shown)
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert tests.strip() == ci[-1]  # the test command is CI's last
+
+
+def test_every_public_name_is_documented() -> None:
+    both = README + REFERENCE
+    assert [n for n in pe.__all__ if not re.search(rf"\bpe\.{n}\b", both)] == []
+
+
+def test_the_module_map_names_every_module() -> None:
+    package = ROOT / "policyengine"
+    modules = [p.stem for p in package.glob("*.py") if not p.stem.startswith("__")]
+    modules += [f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()]
+    modules.remove("cli/")  # a bullet of its own, module by module
+    layout = README[README.index("| stage | modules |") : README.index("- The command line is")]
+    assert [m for m in modules if f"`{m}`" not in layout] == []
+    cli = README[README.index("- The command line is") : README.index("- The documentation is")]
+    commands = [p.stem for p in (package / "cli").glob("*.py") if not p.stem.startswith("__")]
+    assert [m for m in commands if f"`{m}" not in cli] == []
 
 
 if __name__ == "__main__":  # python -m tests.test_docs: write the generated tables

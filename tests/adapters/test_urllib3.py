@@ -203,3 +203,18 @@ def test_streams_pass_unwatched(
         with pytest.raises(urllib3.exceptions.ProtocolError):
             b"".join(r.stream())
     assert gateway.count() == 2
+
+
+def test_a_governor_is_shared_with_governor_as_on_every_adapter(
+    gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+) -> None:
+    governor = pe.Governor(default_engine.policy)
+    retry = PolicyRetry(engine=default_engine, governor=governor)
+    assert retry.driver.governor is governor
+    assert retry.new().driver.governor is governor  # urllib3's copy per attempt
+    gateway.script(invalid_api_key())
+    with urllib3.PoolManager(retries=retry) as http:
+        assert http.request("POST", gateway.chat_url, json={"model": "m"}).status == 401
+    assert len(governor.store.keys()) == 1  # it learned from the answer
+    with pytest.raises(TypeError, match="not both"):
+        PolicyRetry(driver=pe.Driver(default_engine), governor=governor)
