@@ -55,7 +55,7 @@ _AT_END = " (at end of document)"
 
 
 #: A policy file larger than this (4 MiB) is refused unread; the bundled
-#: default is about 30 KB, a policy of 4,000 rules about 400 KB.
+#: default is about 63 KB, a policy of 4,000 rules about 400 KB.
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 
 _FILE_KINDS = (
