@@ -19,6 +19,7 @@ __all__ = [
     "ENV_VAR",
     "MAX_DEPTH",
     "MAX_POLICY_BYTES",
+    "PRESET_PREFIX",
     "TOP_KEYS",
     "Layer",
     "Merge",
@@ -30,6 +31,9 @@ __all__ = [
     "read_file",
     "read_regular",
 ]
+
+#: A layer named ``preset:NAME`` is the bundled provider preset NAME.
+PRESET_PREFIX = "preset:"
 
 #: Extra override files, separated by ``os.pathsep``, layered last.
 ENV_VAR = "POLICYENGINE_POLICY"
@@ -447,6 +451,14 @@ class Merge:
 
 
 def env_files(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The override files named by ``POLICYENGINE_POLICY``, in order."""
+    """The override layers named by ``POLICYENGINE_POLICY``, in order: files,
+    or bundled presets (``preset:NAME``, kept whole where ``os.pathsep`` is
+    ``:``)."""
     value = (os.environ if environ is None else environ).get(ENV_VAR, "")
-    return [part for part in value.split(os.pathsep) if part.strip()]
+    out: list[str] = []
+    for part in value.split(os.pathsep):
+        if out and out[-1] == PRESET_PREFIX[:-1] and os.pathsep == ":":
+            out[-1] = PRESET_PREFIX + part  # split on ":" cut preset:NAME in two
+        elif part.strip():
+            out.append(part)
+    return out

@@ -19,6 +19,7 @@ from ._errors import PolicyError, Problem
 from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
 from ._layers import (
     MAX_POLICY_BYTES,
+    PRESET_PREFIX,
     TOP_KEYS,
     Layer,
     Merge,
@@ -63,10 +64,6 @@ class ReadLayer(NamedTuple):
     raw: bytes
 
 
-#: A layer named ``preset:NAME`` is the bundled provider preset NAME.
-PRESET_PREFIX = "preset:"
-
-
 def preset_names() -> list[str]:
     """The names of the bundled provider presets (``load_policy("preset:NAME")``)."""
     return sorted(p.stem for p in presets_dir().glob("*.toml"))
@@ -102,17 +99,6 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
             found = data
         _BUNDLED[key] = found
     return found, []
-
-
-def _presets_joined(parts: list[str]) -> list[str]:
-    """``$POLICYENGINE_POLICY`` split on ``:`` cuts ``preset:NAME`` in two: join it."""
-    out: list[str] = []
-    for part in parts:
-        if out and out[-1] == PRESET_PREFIX[:-1] and os.pathsep == ":":
-            out[-1] = PRESET_PREFIX + part
-        else:
-            out.append(part)
-    return out
 
 
 def preset_path(name: str) -> Path | None:
@@ -471,7 +457,7 @@ def load_partial(*layers: Layer | ReadLayer, env: bool = True, default: bool = T
     paths: list[Layer | ReadLayer] = [default_policy_path()] if default else []
     paths += list(layers)
     if env:
-        paths += _presets_joined(env_files())
+        paths += env_files()
     names = []
     for i, layer in enumerate(paths):
         if isinstance(layer, ReadLayer):

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from ._driver import LOGGER, Driver
 from ._errors import PolicyError
-from ._layers import env_files
+from ._layers import PRESET_PREFIX, env_files
 
 __all__ = ["DEFAULT_INTERVAL", "PolicyWatcher"]
 
@@ -81,7 +81,10 @@ class PolicyWatcher:
         self._thread: threading.Thread | None = None
 
     def _watched(self) -> Sequence[str]:
-        return (*self.files, *(env_files() if self.env else ()))
+        """The files to look at: the layers given and those of the
+        environment, but the bundled presets (``preset:NAME``)."""
+        layers = (*self.files, *(env_files() if self.env else ()))
+        return [path for path in layers if not path.startswith(PRESET_PREFIX)]
 
     def _look(self) -> dict[str, _Seen | None]:
         return {path: _look(path) for path in self._watched()}

@@ -3,13 +3,18 @@ quadratic versions, in work linear in the input."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import policyengine as pe
 from policyengine._headers import index_headers
 from policyengine._keypath import KeyPath
-from policyengine._layers import Origin, Origins
+from policyengine._layers import Origin, Origins, env_files
+from policyengine._watch import PolicyWatcher
 
 _PARTS = st.sampled_from(["rules", "backoff", "match", 0, 1, 2])
 _PATHS = st.lists(_PARTS, min_size=1, max_size=4).map(tuple)
@@ -81,3 +86,24 @@ def test_header_index_matches_the_tuple_rebuilding_version(items: list[tuple[str
         expected[key] = (*expected.get(key, ()), value)
     assert index_headers(items) == expected
     assert index_headers(index_headers(items)) == expected
+
+
+def test_the_environment_names_files_and_presets_in_order() -> None:
+    value = os.pathsep.join(["a.toml", "preset:openrouter", "", " ", "b.toml", "preset:groq"])
+    assert env_files({pe.ENV_VAR: value}) == [
+        "a.toml",
+        "preset:openrouter",
+        "b.toml",
+        "preset:groq",
+    ]
+    assert env_files({}) == []
+
+
+def test_a_watcher_looks_at_files_not_at_presets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override = tmp_path / "prod.toml"
+    override.write_text("[defaults]\nmax_attempts = 3\n", encoding="utf-8")
+    monkeypatch.setenv(pe.ENV_VAR, os.pathsep.join(["preset:openrouter", str(override)]))
+    watcher = PolicyWatcher(pe.Driver(), env=True)
+    assert list(watcher._watched()) == [str(override)]
