@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "FORMAT",
+    "MAX_COPY_BYTES",
     "bundled_files",
     "copy_path",
     "default_policy_path",
@@ -32,6 +33,10 @@ __all__ = [
 
 #: The version of the copies' layout; a copy of another version is not used.
 FORMAT = 1
+
+#: A copy larger than this (8 MiB: a copy of the largest policy file there
+#: can be, ``MAX_POLICY_BYTES``, with room to spare) is not read.
+MAX_COPY_BYTES = 8 * 1024 * 1024
 
 
 def default_policy_path() -> Path:
@@ -65,11 +70,15 @@ def _stamp(raw: bytes) -> dict[str, int]:
 
 def read_copy(toml: Path, raw: bytes) -> dict[str, Any] | None:
     """The document of ``toml`` (whose bytes are ``raw``) from its copy, or
-    None when there is no usable copy made from exactly these bytes."""
+    None when there is no usable copy made from exactly these bytes. Read
+    as a policy file is: a regular file of at most ``MAX_COPY_BYTES`` (a
+    named pipe or a device there is not waited on)."""
+    from ._layers import Unreadable, read_regular
+
     try:
-        text = copy_path(toml).read_bytes()
+        text = read_regular(copy_path(toml), MAX_COPY_BYTES)
         found = json.loads(text)
-    except (OSError, ValueError, RecursionError):
+    except (Unreadable, ValueError, RecursionError):
         return None
     if not isinstance(found, dict) or found.get("toml") != _stamp(raw):
         return None

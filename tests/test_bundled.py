@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 import policyengine as pe
 from policyengine._bundled import (
     FORMAT,
+    MAX_COPY_BYTES,
     bundled_files,
     copy_path,
     default_policy_path,
@@ -89,6 +92,34 @@ def test_a_copy_of_other_bytes_is_not_read(tmp_path: Path, edit: object) -> None
 def test_a_broken_copy_is_not_read(tmp_path: Path, copy_text: str | None) -> None:
     toml, raw = _write(tmp_path, 'description = "x"\n', copy_text)
     assert read_copy(toml, raw) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_for_a_copy_is_not_waited_on(tmp_path: Path) -> None:
+    toml, raw = _write(tmp_path, 'description = "x"\n', None)
+    copy_path(toml).parent.mkdir()
+    os.mkfifo(copy_path(toml))
+    found: list[object] = []
+    reading = threading.Thread(target=lambda: found.append(read_copy(toml, raw)), daemon=True)
+    reading.start()
+    reading.join(5)
+    stalled = reading.is_alive()
+    if stalled:  # let the reader go: a writer that closes at once is an end of file
+        os.close(os.open(copy_path(toml), os.O_WRONLY))
+        reading.join(5)
+    assert not stalled
+    assert found == [None]
+
+
+def test_a_copy_larger_than_the_bound_is_not_read(tmp_path: Path) -> None:
+    text = 'description = "x"\n'
+    made = make_copy(text.encode(), tomllib.loads(text))
+    assert made is not None
+    padded = made.rstrip() + " " * MAX_COPY_BYTES + "\n"
+    toml, raw = _write(tmp_path, text, padded)
+    assert read_copy(toml, raw) is None
+    copy_path(toml).write_text(made, encoding="utf-8")
+    assert read_copy(toml, raw) is not None
 
 
 def test_a_copy_of_another_format_is_not_read(tmp_path: Path) -> None:
