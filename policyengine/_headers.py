@@ -73,6 +73,10 @@ Index = dict[str, tuple[str, ...]]
 #: nothing else needs no more than lower-casing to compare (``_RawNames.of``).
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
+#: The encodings httpx picks for a header object (the first that reads every
+#: name and value): in these, ASCII bytes read as ASCII.
+_PICKED_ENCODINGS = frozenset({"ascii", "utf-8", "iso-8859-1"})
+
 
 class _RawNames(NamedTuple):
     """An httpx-style header object (``raw`` byte pairs in its ``encoding``:
@@ -87,12 +91,22 @@ class _RawNames(NamedTuple):
     @classmethod
     def of(cls, headers: Any) -> _RawNames | None:
         """None when a name needs more than lower-casing to compare
-        (``index_headers`` strips names: the full index is then the one)."""
+        (``index_headers`` strips names: the full index is then the one), or
+        when the encoding may not read every name and value (the full index
+        then has none)."""
         pairs = headers.raw
         encoding = headers.encoding
         joined = b"\n".join([name for name, _ in pairs])
         if not pairs:
             return cls([], pairs, encoding)
+        if encoding != "iso-8859-1":  # (which reads any byte)
+            # An encoding set by hand (Headers.encoding) need not read them
+            # all, and httpx decodes them all at once, or none.
+            if encoding not in _PICKED_ENCODINGS:
+                return None
+            every = b"\n".join([joined, *[value for _, value in pairs]])
+            if not (every.isascii() if encoding == "ascii" else _is_utf8(every)):
+                return None
         # Lower-cased together, at C speed. A name whose ends str.strip()
         # would remove (a control, a space, a Unicode space: none is
         # printable but the ASCII space) goes to the full index.
@@ -129,6 +143,14 @@ class _RawNames(NamedTuple):
         return tuple(
             self.pairs[i][1].decode(self.encoding) for i, n in enumerate(names) if n == key
         )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _UNREAD: Any = object()

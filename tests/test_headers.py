@@ -45,6 +45,42 @@ def test_httpx_view_reads_what_the_full_index_holds(items: list[tuple[str, str]]
     assert dict(view) == full
 
 
+# The encodings httpx picks, and others a program may set (Headers.encoding).
+encodings = st.sampled_from(["ascii", "utf-8", "iso-8859-1", "latin-1", "utf-16-le", "cp500"])
+
+
+@given(pairs, encodings)
+def test_httpx_view_in_any_encoding_reads_what_the_full_index_holds(
+    items: list[tuple[str, str]], encoding: str
+) -> None:
+    headers = httpx_headers(items)
+    if headers is None:
+        return
+    headers.encoding = encoding
+    full = index_headers(headers)
+    view = HeaderView(headers, WANTED)
+    for name in [*sorted(WANTED), "server", "retry-after"]:
+        assert view.get(name) == full.get(name)
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "utf-16-le"])
+def test_the_engine_decides_alike_on_headers_an_encoding_set_by_hand_cannot_read(
+    encoding: str,
+) -> None:
+    engine = pe.Engine(pe.load_policy(env=False))
+    for items in ([(b"Retry-After", b"7")], [(b"Retry-After", b"7"), (b"Server", b"caf\xe9")]):
+        response = httpx.Response(429, headers=items, content=b"{}")
+        response.headers.encoding = encoding
+        decided = engine.evaluate(response)
+        prepared = engine.evaluate(pe.Response(429, index_headers(response.headers), b"{}"))
+        assert "internal error" not in decided.explanation
+        assert (decided.kind, decided.rule_id, decided.delay_source) == (
+            prepared.kind,
+            prepared.rule_id,
+            prepared.delay_source,
+        )
+
+
 @given(pairs)
 def test_requests_view_reads_what_the_full_index_holds(items: list[tuple[str, str]]) -> None:
     headers = CaseInsensitiveDict(items)
