@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ._errorbody import MAX_PARSE_BYTES
 from ._headers import HeaderView
@@ -52,11 +52,15 @@ def read_body(obj: Any) -> bytes:
     ``content``, ``data`` (urllib3) or ``body``, whichever it has first."""
     try:
         kind = type(obj)
-        read = _BODY_READERS.get(kind)
-        if read is None:
+        # Kept by the class's identity: a metaclass may make its classes
+        # unhashable, or equal to other classes.
+        kept = _BODY_READERS.get(id(kind))
+        if kept is not None:
+            read = kept.read
+        else:
             read = _body_reader(kind)
             if len(_BODY_READERS) < MAX_READER_CLASSES:
-                _BODY_READERS[kind] = read
+                _BODY_READERS[id(kind)] = _Kept(kind, read)
         return read(obj)
     except Exception:
         return b""
@@ -66,7 +70,16 @@ def read_body(obj: Any) -> bytes:
 #: (a program meets a handful; classes made on the fly are not kept past it).
 MAX_READER_CLASSES = 256
 
-_BODY_READERS: dict[type, Callable[[Any], bytes]] = {}
+
+class _Kept(NamedTuple):
+    """The body reader of a class, with the class (whose id is the key: held
+    here, the class lives on, and no other class takes its id)."""
+
+    kind: type
+    read: Callable[[Any], bytes]
+
+
+_BODY_READERS: dict[int, _Kept] = {}
 
 
 def _as_bytes(data: object) -> bytes:

@@ -419,6 +419,40 @@ class TestHostileInput:
             assert engine.evaluate(kind()).classification == "authentication"
         assert len(_clients._BODY_READERS) <= _clients.MAX_READER_CLASSES
 
+    def test_classes_are_told_apart_by_identity_not_by_equality(self, engine: pe.Engine) -> None:
+        # A metaclass may make its classes unhashable (__eq__ alone) or equal
+        # to one another: each class is still read by what it has.
+        class Unhashable(type):
+            def __eq__(cls, other: object) -> bool:
+                return cls is other
+
+        class AllEqual(type):
+            def __eq__(cls, other: object) -> bool:
+                return isinstance(other, AllEqual)
+
+            def __hash__(cls) -> int:
+                return 1
+
+        error = b'{"error": {"code": "invalid_api_key", "message": "bad key"}}'
+
+        class Content(metaclass=Unhashable):
+            status_code = 200
+            content = error
+
+        class First(metaclass=AllEqual):
+            status_code = 200
+            content = error
+
+        class Second(metaclass=AllEqual):
+            status_code = 200
+
+            @property
+            def data(self) -> bytes:
+                return error
+
+        for reply in (Content(), First(), Second(), Second()):
+            assert engine.evaluate(reply).classification == "authentication"
+
     def test_wrong_argument_types_are_named(self, engine: pe.Engine) -> None:
         action = engine.evaluate(pe.Response(500), method=5)  # type: ignore[arg-type]
         assert action.kind is K.FAIL
