@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import sys
 import zlib
 from pathlib import Path
@@ -70,20 +72,31 @@ def _stamp(raw: bytes) -> dict[str, int]:
 
 def read_copy(toml: Path, raw: bytes) -> dict[str, Any] | None:
     """The document of ``toml`` (whose bytes are ``raw``) from its copy, or
-    None when there is no usable copy made from exactly these bytes. Read
-    as a policy file is: a regular file of at most ``MAX_COPY_BYTES`` (a
-    named pipe or a device there is not waited on)."""
-    from ._layers import Unreadable, read_regular
-
+    None when there is no usable copy made from exactly these bytes. Only a
+    regular file of at most ``MAX_COPY_BYTES`` is read (a named pipe or a
+    device there is not waited on)."""
     try:
-        text = read_regular(copy_path(toml), MAX_COPY_BYTES)
-        found = json.loads(text)
-    except (Unreadable, ValueError, RecursionError):
+        text = _read_regular(copy_path(toml))
+        found = json.loads(text) if text is not None else None
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(found, dict) or found.get("toml") != _stamp(raw):
         return None
     document = found.get("document")
     return document if isinstance(document, dict) else None
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of the regular file at ``path`` if it holds at most
+    ``MAX_COPY_BYTES``, else None. Opened without blocking (a named pipe),
+    its type checked on the open file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_COPY_BYTES:
+            return None
+        data = file.read(MAX_COPY_BYTES + 1)
+    return data if len(data) <= MAX_COPY_BYTES else None
 
 
 def _json_safe(value: object) -> bool:
