@@ -374,9 +374,11 @@ def problems_of(
     elif isinstance(exc, _Invalid):
         for message in exc.args:
             yield path, str(message)
-    elif isinstance(exc, AttributeError) and "items" in str(exc):
-        yield path, "expected a table"
+    elif isinstance(exc, AttributeError) and exc.name in ("items", "keys"):
+        # (a table's keys are read first: cattrs checks for unknown ones)
+        yield path, f"expected a table, got {kind_of(exc.obj)}"
     elif isinstance(exc, TypeError) and "not iterable" in str(exc):
-        yield path, "expected an array"
+        table = cls is not None and attrs.has(cls)  # ('x' in 5: a table's keys looked for)
+        yield path, "expected a table" if table else "expected an array"
     else:
         yield path, f"invalid value ({exc})"

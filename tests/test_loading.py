@@ -289,6 +289,18 @@ retryable = "yes"
             f"{bad}: $.rules: expected an array of tables, got a string",
         ]
 
+    def test_a_table_given_as_something_else(self, tmp_path: Path) -> None:
+        bad = write(
+            tmp_path,
+            "tables.toml",
+            '[defaults]\nbackoff = ""\n[governor]\nlimiter = [1]\n[[rules]]\nid = "x"\nmatch = 5\n',
+        )
+        assert problems(bad) == [
+            f"{bad}: $.defaults.backoff: expected a table, got a string",
+            f"{bad}: $.governor.limiter: expected a table, got an array",
+            f"{bad}: $.rules[0].match: expected a table",
+        ]
+
     def test_tests_entries_are_checked(self, tmp_path: Path) -> None:
         bad = write(
             tmp_path,
