@@ -29,6 +29,7 @@ from ._model import (
     BodyPath,
     Count,
     HintFormat,
+    HintSource,
     Jitter,
     KeyPart,
     LongHint,
@@ -233,6 +234,43 @@ def _one_or_many(hook: Callable[[object, object], T]) -> Callable[[object, objec
     return structure
 
 
+def _array(hook: Callable[[object, object], T]) -> Callable[[object, object], tuple[T, ...]]:
+    """An array only: a string would iterate as its characters (or, empty, as no items)."""
+
+    def structure(value: object, _: object) -> tuple[T, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(f"expected an array, got {show_value(value)}")
+        return tuple(hook(item, None) for item in value)
+
+    return structure
+
+
+def _tables(c: cattrs.Converter, cls: type[T]) -> Callable[[object, object], tuple[T, ...]]:
+    """An array of tables (``[[hints.sources]]``): anything but an array is a
+    problem (a string would iterate as no items, dropping them all unsaid);
+    each table a problem of its own at its index, as cattrs tells them."""
+
+    def structure(value: object, _: object) -> tuple[T, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(f"expected an array of tables, got {show_value(value)}")
+        out: list[T] = []
+        errors: list[Exception] = []
+        for i, item in enumerate(value):
+            try:
+                out.append(c.structure(item, cls))
+            except Exception as exc:
+                if not c.detailed_validation:
+                    raise
+                note = IterableValidationNote(f"Structuring {cls.__name__} @ index {i}", i, cls)
+                setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring {cls.__name__}s", errors, cls)
+        return tuple(out)
+
+    return structure
+
+
 def _strings(value: object, _: object = None) -> tuple[str, ...]:
     """A string, a number (error codes may be numbers) or an array of these."""
     items = value if isinstance(value, list) else [value]
@@ -328,6 +366,8 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
         (tuple[StatusRange, ...], _statuses),
         (tuple[Method, ...], _one_or_many(_method)),
         (tuple[TransportKind, ...], _one_or_many(_transport)),
+        (tuple[KeyPart, ...], _array(_enum_hook(KeyPart))),
+        (tuple[HintSource, ...], _tables(c, HintSource)),
         (tuple[str, ...], _strings),
         (Mapping[str, bool | str], _match_headers),
         (Mapping[str, str], _test_headers),

@@ -100,13 +100,17 @@ def _finite(seconds: float) -> float | None:
 
 
 # Up to 20 decimals: a JSON float as Python writes it back (Hugging Face's
-# "estimated_time": 300.8891906738281) is a number, not garbage.
-_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,20})?")
+# "estimated_time": 300.8891906738281) is a number, not garbage. However many
+# digits, a wait is a wait (clamped by the readers); the whole value is bounded.
+_NUMBER = re.compile(r"[0-9]{1,80}(?:\.[0-9]{1,20})?")
+
+#: Characters of a number read as a wait (``_number``): a bound on work.
+MAX_NUMBER_CHARS = 100
 
 
 def _number(value: str) -> float | None:
     value = value.strip()
-    if not _NUMBER.fullmatch(value):
+    if len(value) > MAX_NUMBER_CHARS or not _NUMBER.fullmatch(value):
         return None
     return float(value)
 
@@ -362,9 +366,20 @@ def body_values(
     for value in found:
         if isinstance(value, str):
             out.append(value[:64])
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.append(repr(value) if isinstance(value, float) else str(value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out.append(str(min(value, _BODY_NUMBER_CAP)))
+        elif isinstance(value, float) and not math.isnan(value):
+            # As written, or without an exponent (1e+20, 5e-05): a number the
+            # readers take; beyond the cap a wait longer than any they keep.
+            text = repr(min(value, float(_BODY_NUMBER_CAP)))
+            out.append(format(min(value, _BODY_NUMBER_CAP), "f") if "e" in text else text)
     return tuple(out)
+
+
+#: Numbers in a body wait field are cut to this (10**15, beyond every wait
+#: the readers keep, in seconds, milliseconds or as a Unix time) before they
+#: are written as text, so that 1e300 or 10**400 is a very long wait, not garbage.
+_BODY_NUMBER_CAP = 10**15
 
 
 #: Values of one body path looked at (items of the arrays on the way too).

@@ -289,3 +289,37 @@ class TestBodyHints:
         for path in ((("details", True), ("retryDelay", False)), (("retry_after", False),)):
             values = body_values(obj if isinstance(obj, dict) else {"details": obj}, path)
             assert len(values) <= MAX_BODY_VALUES and all(isinstance(v, str) for v in values)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (20, 20.0),
+        (300.8891906738281, 300.8891906738281),
+        (5e-05, 5e-05),
+        (1e20, MAX_WAIT_SECONDS),  # written 1e+20 by repr: still a (very long) wait
+        (10**400, MAX_WAIT_SECONDS),
+        (float("inf"), MAX_WAIT_SECONDS),
+    ],
+)
+def test_a_number_in_the_body_is_a_wait_however_it_is_written(value: float, seconds: float) -> None:
+    from policyengine._delay import _READERS, body_values
+
+    (text,) = body_values({"wait": value}, (("wait", False),))
+    assert _READERS[HintFormat.SECONDS](text, None) == seconds
+
+
+@pytest.mark.parametrize("value", [-5, float("nan"), float("-inf"), "soon", True, None])
+def test_a_body_wait_that_is_no_number_is_no_wait(value: object) -> None:
+    from policyengine._delay import _READERS, body_values
+
+    texts = body_values({"wait": value}, (("wait", False),))
+    assert all(_READERS[HintFormat.SECONDS](t, None) is None for t in texts)
+
+
+def test_a_long_run_of_digits_is_a_long_wait_and_a_longer_one_is_garbage() -> None:
+    from policyengine._delay import _READERS, MAX_NUMBER_CHARS
+
+    seconds = _READERS[HintFormat.SECONDS]
+    assert seconds("9" * 40, None) == MAX_WAIT_SECONDS
+    assert seconds("9" * (MAX_NUMBER_CHARS + 1), None) is None

@@ -600,3 +600,30 @@ def test_a_body_hint_source_is_a_path(tmp_path: Path) -> None:
         "joined by dots, [] after a name for any item of an array there "
         "(details[].retryDelay), got 'details[]..retryDelay'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        ({"hints": {"sources": ""}}, "$.hints.sources: expected an array of tables, got ''"),
+        ({"hints": {"sources": {}}}, "$.hints.sources: expected an array of tables, got {}"),
+        ({"governor": {"key": ""}}, "$.governor.key: expected an array, got ''"),
+        ({"governor": {"key": "host"}}, "$.governor.key: expected an array, got 'host'"),
+    ],
+)
+def test_an_array_written_as_something_else_is_a_problem(
+    layer: dict[str, object], expected: str
+) -> None:
+    # A string iterates as its characters, or, empty, as no items: every
+    # hint source dropped without a word.
+    with pytest.raises(pe.PolicyError) as caught:
+        pe.load_policy(layer, env=False)
+    assert [str(p) for p in caught.value.problems] == [f"<layer 1>: {expected}"]
+
+
+def test_each_hint_source_is_told_at_its_index() -> None:
+    layer = {"hints": {"sources": [{"header": "x"}, {"header": 5}, {"header": "y", "format": "z"}]}}
+    with pytest.raises(pe.PolicyError) as caught:
+        pe.load_policy(layer, env=False)
+    paths = [p.path for p in caught.value.problems]
+    assert paths == ["$.hints.sources[1].header", "$.hints.sources[2].format"]
