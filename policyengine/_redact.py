@@ -157,6 +157,8 @@ SHAPES: tuple[Shape, ...] = (
         + r"(?:\\?[\"'])?\s{0,16}[=:]\s{0,16}(?:"
         + _SCHEME
         + r")?)"
+        # (a scheme is never the value: masked once, "key: Bearer ***" stays)
+        r"(?!(?i:Bearer|Basic|Token)\s)"
         r"(?:\\?\"(?:[^\"\\]|\\.)+|'[^'\n]+|[^\s\"',;&)<>]{4,})",
     ),
 )
@@ -190,7 +192,7 @@ def _masker(entropy: bool) -> Callable[[re.Match[str]], str]:
             # A token already masked inside (key sk-***) or a plain word stays.
             if MASK in rest or _entropy(rest) < MIN_ENTROPY_BITS:
                 return m.group(0)
-        elif rest[:1] in ("'", '"'):  # a quoted value keeps its opening quote
+        elif rest[:1] in ("'", '"') and len(rest) > 1:  # a quoted value keeps its opening quote
             return kept + rest[0] + MASK
         return kept + MASK
 

@@ -224,8 +224,8 @@ def test_through_a_real_client(debug_log: pytest.LogCaptureFixture) -> None:
     )
     with FakeGateway() as gateway, testing_mode():
         gateway.script(reply, reply)
-        client = httpx.Client(transport=PolicyTransport(engine=engine()))
-        got = client.post(gateway.chat_url, json={"model": "gpt-4o", "messages": []})
+        with httpx.Client(transport=PolicyTransport(engine=engine())) as client:
+            got = client.post(gateway.chat_url, json={"model": "gpt-4o", "messages": []})
         action = got.extensions["policyengine.action"]
     assert got.status_code == 429 and action.kind is pe.ActionKind.FAIL
     shown = [*outputs(action), records_text(debug_log)]
