@@ -238,10 +238,10 @@ def _from_json(data: object, success: bool) -> RawError | None:
         return _from_object(err)
     if isinstance(err, str) and err:
         # {"error": "Model x is currently loading", "estimated_time": 20.0}
-        # (Hugging Face): the object holding the message holds the wait too.
-        return RawError(
-            _clip(err), _scalar(data.get("type")), _scalar(data.get("code")), None, (), data
-        )
+        # (Hugging Face): the object holding the message holds the wait too;
+        # text-generation-inference names the kind in "error_type".
+        etype = _scalar(data.get("type")) or _scalar(data.get("error_type"))
+        return RawError(_clip(err), etype, _scalar(data.get("code")), None, (), data)
     if err not in (None, False, "", {}):
         return RawError(_message(err), None, None, None)
     if data.get("object") == "error" or (

@@ -85,6 +85,15 @@ class TestBodyShapes:
             "upstream timed out"
         )
 
+    def test_error_as_a_string_with_its_kind(self) -> None:
+        # text-generation-inference (router/src/server.rs, ErrorResponse):
+        # {"error": ..., "error_type": ...}, as a body and as an event.
+        body = b'{"error":"Input validation error: grammar is not supported","error_type":"validation"}'
+        assert parse_error(body, 422) == pe.ParsedError(
+            "Input validation error: grammar is not supported", "validation"
+        )
+        assert parse_error(b"data:" + body + b"\n\n", 200) == parse_error(body, 422)
+
     def test_fastapi_detail(self) -> None:
         assert parse_error(b'{"detail": "Not Found"}', 404) == pe.ParsedError("Not Found")
 
