@@ -893,7 +893,66 @@ FIDELITY = [
         None,
         id="diegosouzapw/OmniRoute#6980: Cloudflare Workers AI 429, daily neurons used up",
     ),
+    pytest.param(
+        400,
+        {},
+        b'{"error": {"code": 400, "message": "User location is not supported for the API use.", '
+        b'"status": "FAILED_PRECONDITION", "details": [{"@type": '
+        b'"type.googleapis.com/google.rpc.DebugInfo", "detail": "[ORIGINAL ERROR] '
+        b'generic::failed_precondition: User location is not supported for the API use."}]}}',
+        "permission_denied",
+        K.FAIL,
+        "region-not-supported",
+        None,
+        id="firebase/flutterfire response-parsing tests: Gemini 400, user location not supported",
+    ),
+    pytest.param(
+        200,
+        {"content-type": "text/event-stream"},
+        b'data:{"error":"Input validation error: grammar is not supported",'
+        b'"error_type":"validation"}\n\n',
+        "bad_request",
+        K.FAIL,
+        "validation-type",
+        None,
+        id="huggingface/text-generation-inference server.rs: a validation error event after a 200",
+    ),
+    pytest.param(
+        503,
+        {},
+        b'{"error": {"message": "Slow Down", "type": "rate_limit_error", "param": null, '
+        b'"code": "slow_down"}}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit-reason",
+        None,
+        id="OpenAI error codes (Microsoft Learn, Dev Proxy): slow_down, a rate limit on a 503",
+    ),
     # Judged right as they were (kept so that they stay so).
+    pytest.param(
+        503,
+        {},
+        b'{"error": {"message": "That model is currently overloaded with other requests. You can '
+        b"retry your request, or contact us through our help center at help.openai.com if the "
+        b"error persists. (Please include the request ID c5a7aedfb341afd21e5e96e92e9ffc91 in your "
+        b'message.)", "type": "server_error", "param": null, "code": null}}',
+        "overloaded",
+        K.RETRY,
+        "overloaded-message",
+        None,
+        id="transitive-bullshit/agentic#313: OpenAI 503, that model is currently overloaded",
+    ),
+    pytest.param(
+        503,
+        {},
+        b'{"error":"Server overloaded, please retry shortly (ref: '
+        b'aaa65c70-cfa0-446b-86f1-4ab0e2deb9e4)"}',
+        "overloaded",
+        K.RETRY,
+        "overloaded-message",
+        None,
+        id="ollama/ollama#15934: Ollama cloud 503, server overloaded",
+    ),
     pytest.param(
         401,
         {},
