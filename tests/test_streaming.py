@@ -12,6 +12,8 @@ from policyengine._peek import PEEK_MAX_BYTES, Peek, recorded, watched
 from policyengine._sse import EventParser, parse_events
 from policyengine._streaming import Watch
 
+K = pe.ActionKind
+
 OK = b'data: {"choices": [{"delta": {"content": "x"}}]}\n\n'
 OVERLOADED = (
     b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
@@ -225,3 +227,136 @@ def test_a_key_echoed_in_an_error_event_never_leaves() -> None:
     assert error.action.classification == "authentication"
     assert secret not in str(error)
     assert secret not in error.action.explanation + error.action.remediation
+
+
+# --- streams as providers really send them -------------------------------------------
+
+_CHUNK = (
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,'
+    b'"delta":{"content":"The"},"finish_reason":null}]}\n\n'
+)
+_MESSAGE_START = (
+    b'event: message_start\ndata: {"type": "message_start", "message": {"id": "msg_1", '
+    b'"type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5", '
+    b'"stop_reason": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}\n\n'
+    b'event: ping\ndata: {"type": "ping"}\n\n'
+)
+_OPENROUTER_ERROR = (
+    b'data: {"id":"cmpl-abc123","object":"chat.completion.chunk","created":1234567890,'
+    b'"model":"gpt-3.5-turbo","provider":"openai","error":{"code":"server_error",'
+    b'"message":"Provider disconnected unexpectedly"},"choices":[{"index":0,"delta":'
+    b'{"content":""},"finish_reason":"error"}]}\n\n'
+)
+
+# (stream, what is decided on its first event, after how many events a later
+# error event stops it (None: it is not stopped), and what that event is)
+REAL_STREAMS = [
+    pytest.param(
+        _CHUNK * 3 + b'data: {"error": {"message": "The server had an error while processing '
+        b'your request. Sorry about that!", "type": "server_error"}}\n\n',
+        (K.SUCCEED, "success"),
+        3,
+        (K.RETRY, "server_error"),
+        id="coder/coder aibridge fixture stream_error.txtar: OpenAI server_error mid-stream",
+    ),
+    pytest.param(
+        b'data: {"error": {"message": "The server had an error while processing your request. '
+        b'Sorry about that!", "type": "server_error"}}\n\ndata: [DONE]\n\n',
+        (K.RETRY, "server_error"),
+        None,
+        None,
+        id="the same OpenAI server_error as the first event: retried before the hand-over",
+    ),
+    pytest.param(
+        b": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n" + _CHUNK + b"data: [DONE]\n\n",
+        (K.SUCCEED, "success"),
+        None,
+        None,
+        id="OpenRouter, 'Streaming': keep-alive comments, then a token, is a success",
+    ),
+    pytest.param(
+        _CHUNK + _OPENROUTER_ERROR,
+        (K.SUCCEED, "success"),
+        1,
+        (K.RETRY, "server_error"),
+        id="OpenRouter, 'Streaming': the unified mid-stream error (finish_reason error)",
+    ),
+    pytest.param(
+        b": OPENROUTER PROCESSING\n\n" + _OPENROUTER_ERROR,
+        (K.RETRY, "server_error"),
+        None,
+        None,
+        id="OpenRouter's unified error as the first event, after a comment",
+    ),
+    pytest.param(
+        _MESSAGE_START + OVERLOADED,
+        (K.SUCCEED, "success"),
+        2,
+        (K.RETRY, "overloaded"),
+        id="Anthropic, 'Streaming Messages': event error, overloaded_error, after message_start",
+    ),
+    pytest.param(
+        b'event: error\ndata: {"type": "error", "error": {"type": "api_error", '
+        b'"message": "Internal server error"}}\n\n',
+        (K.RETRY, "server_error"),
+        None,
+        None,
+        id="Anthropic, 'Errors': api_error as an error event",
+    ),
+    pytest.param(
+        b'data: {"error": {"code": 503, "message": "The model is overloaded. Please try again '
+        b'later.", "status": "UNAVAILABLE"}}\n\n',
+        (K.RETRY, "overloaded"),
+        None,
+        None,
+        id="Gemini API troubleshooting: 503 UNAVAILABLE as a streamGenerateContent?alt=sse event",
+    ),
+    pytest.param(
+        _CHUNK + b'data: {"choices":[{"content_filter_results":{"hate":{"filtered":true,'
+        b'"severity":"medium"}},"delta":{},"finish_reason":"content_filter","index":0}],'
+        b'"created":1,"id":"chatcmpl-1","model":"gpt-4o","object":"chat.completion.chunk"}\n\n'
+        b"data: [DONE]\n\n",
+        (K.SUCCEED, "success"),
+        None,
+        None,
+        id="Azure OpenAI content filtering: finish_reason content_filter ends a stream, no error",
+    ),
+    pytest.param(
+        b'data:{"error":"Input validation error: `inputs` tokens + `max_new_tokens` must be '
+        b'<= 4096. Given: 4000 `inputs` tokens and 200 `max_new_tokens`","error_type":'
+        b'"validation"}\n\n',
+        (K.FAIL, "bad_request"),
+        None,
+        None,
+        id="huggingface/text-generation-inference router server.rs: a validation error event",
+    ),
+    pytest.param(
+        b'data:{"error":"Model is overloaded","error_type":"overloaded"}\n\n',
+        (K.RETRY, "overloaded"),
+        None,
+        None,
+        id="huggingface/text-generation-inference: an overloaded error event",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "first", "stopped_after", "later"), REAL_STREAMS)
+def test_real_streams(
+    body: bytes,
+    first: tuple[pe.ActionKind, str],
+    stopped_after: int | None,
+    later: tuple[pe.ActionKind, str] | None,
+) -> None:
+    headers = {"content-type": "text/event-stream"}
+    got = recorded(body)
+    action = ENGINE.evaluate(pe.Response(200, headers, got.head))
+    assert (action.kind, action.classification) == first
+    assert got.interrupted == stopped_after
+    if later is not None:
+        action = ENGINE.evaluate(pe.Response(200, headers, got.error))
+        assert (action.kind, action.classification) == later
+    # Read live, in chunks, the watch stops it at the same event.
+    _, error = read(watch(), [body[i : i + 7] for i in range(0, len(body), 7)])
+    if stopped_after is None or first[0] is not K.SUCCEED:
+        return
+    assert isinstance(error, pe.StreamInterrupted) and error.events == stopped_after
