@@ -20,8 +20,10 @@ from policyengine.testing import OPENAI, Dialect, FakeGateway, RateLimit, Testin
 
 from .conftest import BACKUP, RawServer
 
-#: Client timeouts in these tests (seconds): short, so a slow reply times out fast.
-TIMEOUT = 0.3
+#: Client timeouts in these tests (seconds): short, so a slow reply times out
+#: fast, and long enough that a prompt one never does on a loaded machine (at
+#: 0.3 s a stream dropped at once was once read as a timeout under load).
+TIMEOUT = 0.6
 #: A reply slower than TIMEOUT (the gateway drops it when the test ends).
 SLOW = 3.0
 SECRET = "sk-live-9f8e7d6c5b4a39281706"
