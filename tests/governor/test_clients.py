@@ -58,13 +58,25 @@ def in_threads(n: int, work: Callable[[int], None]) -> None:
     assert errors == []
 
 
+#: The pace tests' policy layer: callers wait for a new key's first answer
+#: however long it takes. With the default (``first_contact = 1.0``), a first
+#: answer stalled past a second on a loaded machine lets the whole first wave
+#: through before anything is learned (12 callers on a bucket of 5: seven 429s);
+#: these tests are about the pace learned from the answers.
+PATIENT = {"governor": {"first_contact": 30.0}}
+
+
+def patient() -> pe.Engine:
+    return pe.Engine(pe.load_policy(PATIENT, env=False))
+
+
 def test_threads_sharing_a_client_pace_to_the_rate_limit() -> None:
     # 30 requests/s, bucket of 5; 12 threads x 5 calls = 60 calls: about 2 s.
     limit = RateLimit(per_second=30.0, burst=5.0)
     statuses: list[int] = []
     with (
         FakeGateway(rate_limit=limit) as gateway,
-        httpx.Client(transport=PolicyTransport(engine=pe.Engine()), timeout=10) as client,
+        httpx.Client(transport=PolicyTransport(engine=patient()), timeout=10) as client,
     ):
 
         def work(_: int) -> None:
@@ -82,7 +94,7 @@ async def test_tasks_sharing_a_client_pace_to_the_rate_limit() -> None:
     limit = RateLimit(per_second=30.0, burst=5.0, retry_after=False)
     with FakeGateway(rate_limit=limit) as gateway:
         async with httpx.AsyncClient(
-            transport=AsyncPolicyTransport(engine=pe.Engine()), timeout=10
+            transport=AsyncPolicyTransport(engine=patient()), timeout=10
         ) as client:
 
             async def work() -> list[int]:
@@ -279,7 +291,9 @@ async def test_aiohttp_tasks_share_a_sticky_failure_and_a_pace() -> None:
 
     limit = RateLimit(per_second=30.0, burst=3.0)
     with FakeGateway(rate_limit=limit) as gateway:
-        async with aiohttp.ClientSession(middlewares=(PolicyMiddleware(),)) as session:
+        async with aiohttp.ClientSession(
+            middlewares=(PolicyMiddleware(engine=patient()),)
+        ) as session:
 
             async def paced() -> int:
                 async with session.post(gateway.chat_url, json=BODY, headers=KEY) as r:
