@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 import sys
 import zlib
 from pathlib import Path
 from typing import Any
+
+from ._files import Unreadable, read_regular
 
 __all__ = [
     "FORMAT",
@@ -76,27 +76,13 @@ def read_copy(toml: Path, raw: bytes) -> dict[str, Any] | None:
     regular file of at most ``MAX_COPY_BYTES`` is read (a named pipe or a
     device there is not waited on)."""
     try:
-        text = _read_regular(copy_path(toml))
-        found = json.loads(text) if text is not None else None
-    except (OSError, ValueError, RecursionError):
+        found = json.loads(read_regular(copy_path(toml), MAX_COPY_BYTES))
+    except (Unreadable, ValueError, RecursionError):
         return None
     if not isinstance(found, dict) or found.get("toml") != _stamp(raw):
         return None
     document = found.get("document")
     return document if isinstance(document, dict) else None
-
-
-def _read_regular(path: Path) -> bytes | None:
-    """The bytes of the regular file at ``path`` if it holds at most
-    ``MAX_COPY_BYTES``, else None. Opened without blocking (a named pipe),
-    its type checked on the open file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with open(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_COPY_BYTES:
-            return None
-        data = file.read(MAX_COPY_BYTES + 1)
-    return data if len(data) <= MAX_COPY_BYTES else None
 
 
 def _json_safe(value: object) -> bool:

@@ -160,6 +160,7 @@ def read_status(obj: Any) -> int | None:
             return value
     except Exception:
         pass
+    # (an int subclass too: an IntEnum such as http.HTTPStatus)
     for attr in ("status_code", "status", "code"):
         try:
             value = getattr(obj, attr, None)

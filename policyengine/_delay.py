@@ -371,8 +371,9 @@ def body_values(
         elif isinstance(value, float) and not math.isnan(value):
             # As written, or without an exponent (1e+20, 5e-05): a number the
             # readers take; beyond the cap a wait longer than any they keep.
-            text = repr(min(value, float(_BODY_NUMBER_CAP)))
-            out.append(format(min(value, _BODY_NUMBER_CAP), "f") if "e" in text else text)
+            capped = min(value, float(_BODY_NUMBER_CAP))
+            text = repr(capped)
+            out.append(format(capped, "f") if "e" in text else text)
     return tuple(out)
 
 

@@ -270,13 +270,7 @@ class Engine:
             if type(response) is not Response and not isinstance(response, Response):
                 if not isinstance(response, BaseException):
                     # A client's plain success: its status and body, nothing more.
-                    try:
-                        status = getattr(response, "status_code", None)  # requests, httpx
-                    except Exception:  # (a raising attribute reads as absent)
-                        status = None
-                    if type(status) is not int:
-                        status = read_status(response)
-                    plain = self._plain.get(status)  # type: ignore[arg-type]
+                    plain = self._plain.get(read_status(response))  # type: ignore[arg-type]
                     if (
                         plain is not None
                         and read_body(response).find(_ERROR_KEY, 0, MAX_PARSE_BYTES) < 0

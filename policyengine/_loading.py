@@ -16,6 +16,7 @@ import attrs
 from ._bundled import default_policy_path, presets_dir, read_copy
 from ._converter import converter, fast_converter, problems_of
 from ._errors import PolicyError, Problem
+from ._files import Unreadable, read_regular
 from ._keypath import KeyPath, format_path, kind_of, show_value, suggest
 from ._layers import (
     MAX_POLICY_BYTES,
@@ -23,11 +24,9 @@ from ._layers import (
     TOP_KEYS,
     Layer,
     Merge,
-    Unreadable,
     env_files,
     parse_toml,
     read_file,
-    read_regular,
 )
 from ._model import (
     ActionKind,

@@ -394,6 +394,15 @@ class TestHostileInput:
 
         assert engine.evaluate(Evil()).kind is K.SUCCEED
 
+    def test_a_status_of_an_int_subclass_is_read(self, engine: pe.Engine) -> None:
+        import http
+
+        class Reply:
+            status_code = http.HTTPStatus.TOO_MANY_REQUESTS
+            content = b"{}"
+
+        assert engine.evaluate(Reply()).classification == "rate_limit"
+
     def test_objects_of_one_class_are_read_alike_whatever_they_hold(
         self, engine: pe.Engine
     ) -> None:

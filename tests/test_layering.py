@@ -24,6 +24,7 @@ RANK = {
     "_transport": 0,
     "_facts": 0,
     "_keypath": 0,
+    "_files": 0,
     "_patterns": 0,
     "_json": 0,
     # values, and the exceptions that carry them

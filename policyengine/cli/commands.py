@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import attrs
 
 from .._errors import PolicyError, Problem, interrupted_message
-from .._layers import MAX_POLICY_BYTES, Unreadable, read_regular
+from .._files import Unreadable, read_regular
+from .._layers import MAX_POLICY_BYTES
 from .._model import Action, ActionKind, Policy, Response
 from .._text import plural, seconds
 from .errors import InputError, OutputError, UsageError

@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 
 from .._bundled import default_policy_path
 from .._compat import tomllib
+from .._files import Unreadable, read_regular
 from .._keypath import format_path
-from .._layers import MAX_POLICY_BYTES, Unreadable, read_regular
+from .._layers import MAX_POLICY_BYTES
 from .._model import Policy
 
 __all__ = ["DEFAULT_NAME", "KeyPath", "Location", "Locator", "Origin", "display_file", "nearest"]
