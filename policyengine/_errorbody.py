@@ -347,6 +347,10 @@ def parse_raw(body: bytes, status: int) -> RawError | None:
     )
 
 
+#: How a server-sent event stream starts (a field name, or a comment).
+_EVENT_STARTS = (b"data:", b"event", b"retry", b":", b"id:")
+
+
 def _parse(body: bytes, status: int) -> RawError | None:
     """The error ``body`` carries, or None.
 
@@ -362,11 +366,7 @@ def _parse(body: bytes, status: int) -> RawError | None:
     if success and body.find(b'"error"') < 0 and (body[:1] == b"{" or body.find(b"error") < 0):
         return None  # (an event stream may name an event "error" without the quotes)
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if (
-        stripped[:5] in (b"data:", b"event", b"retry")
-        or stripped[:1] == b":"
-        or stripped[:3] == b"id:"
-    ):
+    if stripped.startswith(_EVENT_STARTS):
         # A server-sent event stream: the error comes as an event after the
         # status line said 200 (Anthropic, OpenAI, OpenRouter).
         found = _from_events(stripped, success)

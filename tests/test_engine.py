@@ -632,6 +632,32 @@ def test_an_engine_is_immutable_once_built() -> None:
     assert "rules from" in repr(engine)
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        pe.Response(429, {"Retry-After": "2"}, error_body("rate_limit_exceeded")),
+        pe.Response(401, {}, error_body("invalid_api_key")),
+        pe.Response(503, {}, b"<html><title>Service Unavailable</title></html>"),
+        pe.Response(200, {}, b'{"id": "x"}'),
+    ],
+)
+def test_an_action_the_engine_builds_is_the_one_attrs_builds(response: pe.Response) -> None:
+    # The engine sets an Action's slots itself (_engine._action): every
+    # field, and the instance behaves as one made by attrs' __init__.
+    action = pe.Engine(rng=random.Random(3)).evaluate(response, model="gpt-4o")
+    fields = attrs.fields(pe.Action)
+    rebuilt = pe.Action(
+        **{f.name: getattr(action, f.name) for f in fields if f.name != "details"},
+        details=action.details,
+    )
+    assert action == rebuilt and hash(action) == hash(rebuilt) and repr(action) == repr(rebuilt)
+    assert attrs.asdict(action, recurse=False) == attrs.asdict(rebuilt, recurse=False)
+    assert action.reasons == rebuilt.reasons
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        action.delay = 1.0  # type: ignore[misc]
+    assert attrs.evolve(action, delay=9.0).delay == 9.0
+
+
 def test_reading_the_reasons_replays_the_same_decision() -> None:
     # The jittered backoff is drawn once; the explanation shows that very delay.
     engine = pe.Engine(rng=random.Random(7))
@@ -754,6 +780,21 @@ def test_a_plain_success_meets_the_rules_on_headers_or_the_method_before_it() ->
                     "match": {"status": 202, "method": "PUT"},
                     "classification": "unknown",
                 },
+                {
+                    "id": "strict-203",
+                    "match": {"status": 203, "headers": {"x-mode": "strict"}},
+                    "classification": "unknown",
+                },
+                {
+                    "id": "either-203",
+                    "match": {"status": 203, "headers": {"x-either": True}},
+                    "classification": "unknown",
+                },
+                {
+                    "id": "mode-204",
+                    "match": {"status": 204, "headers": {"x-mode": "strict"}},
+                    "classification": "unknown",
+                },
             ]
         },
         env=False,
@@ -767,3 +808,11 @@ def test_a_plain_success_meets_the_rules_on_headers_or_the_method_before_it() ->
     assert engine.evaluate(pe.Response(202, method="POST")).kind is ok
     assert engine.evaluate(pe.Response(202), method="put").rule_id == "put-202"
     assert engine.evaluate(pe.Response(202, method="PUT")).rule_id == "put-202"
+    # Guards on one header (one look-up) and on either of two.
+    assert engine.evaluate(pe.Response(204)).kind is ok
+    assert engine.evaluate(pe.Response(204, {"X-Mode": "lax"})).kind is ok
+    assert engine.evaluate(pe.Response(204, {"X-Mode": " Strict "})).rule_id == "mode-204"
+    assert engine.evaluate(pe.Response(203, {"x-other": "1"})).kind is ok
+    assert engine.evaluate(pe.Response(203, {"x-mode": "lax"})).kind is ok
+    assert engine.evaluate(pe.Response(203, {"x-either": ""})).rule_id == "either-203"
+    assert engine.evaluate(pe.Response(203, {"x-mode": "STRICT"})).rule_id == "strict-203"
