@@ -234,6 +234,12 @@ def _from_json(data: object, success: bool) -> RawError | None:
     if not isinstance(data, dict):
         return None
     err = data.get("error")
+    if err is None and data.get("type") == "response.failed":
+        # OpenAI / Azure Responses API: the stream's failure event nests the
+        # error in the response object ({"type": "response.failed",
+        # "response": {"status": "failed", "error": {code, message}}}).
+        response = data.get("response")
+        err = response.get("error") if isinstance(response, dict) else None
     if isinstance(err, dict):
         return _from_object(err)
     if isinstance(err, str) and err:

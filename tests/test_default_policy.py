@@ -991,6 +991,339 @@ FIDELITY = [
         40.0,
         id="badrisnarayanan/antigravity-claude-proxy#197: Google 503 no capacity, RetryInfo",
     ),
+    # Third pass (Cohere, Bedrock, Vertex, llama.cpp, Cerebras, NVIDIA NIM,
+    # OpenAI / Azure Responses API streams, Anthropic, gateways).
+    pytest.param(
+        400,
+        {
+            "x-amzn-ErrorType": "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+        },
+        b'{"message":"Input is too long for requested model."}',
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="aws-samples/assessment-generator#2: Bedrock 400 ValidationException, input is too long",
+    ),
+    pytest.param(
+        429,
+        {
+            "x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+        },
+        b'{"message":"Too many tokens per day, please wait before trying again."}',
+        "quota_exhausted",
+        K.FAIL,
+        "period-limit-message",
+        None,
+        id="minorun365/agent-book#29: Bedrock 429 ThrottlingException, too many tokens per day",
+    ),
+    pytest.param(
+        429,
+        {
+            "x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+        },
+        b'{"message":"Too many tokens, please wait before trying again."}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",  # a comma, not Cohere's colon: not a context overflow
+        None,
+        id="aws-samples/amazon-bedrock-client-for-mac#99: Bedrock 429 too many tokens (per minute)",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"message":"Malformed input request: expected maxLength: 42000, actual: 46735, please '
+        b'reformat your input and try again."}',
+        "bad_request",
+        K.FAIL,
+        "bad-request",
+        None,
+        id="ryanadoty/Amazon-Bedrock-Amazon-RDS-POC#9: Bedrock 400 malformed input request",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"id":"24e32f6d-b372-4853-85f2-11e65134f032","message":"You are using a Trial key, '
+        b'which is limited to 1000 API calls / month."}',
+        "quota_exhausted",
+        K.FAIL,
+        "period-limit-message",
+        None,
+        id="docs.cohere.com/docs/rate-limits (Trial keys: 1,000 calls a month): Cohere 429, monthly",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"message":"You are using a Trial key, which is limited to 40 API calls / minute. You '
+        b"can continue to use the Trial key for free or upgrade to a Production key with higher "
+        b"rate limits at 'https://dashboard.cohere.com/api-keys'. Contact us on "
+        b"'https://discord.gg/XW44jPfYJu' or email us at support@cohere.com with any questions\"}",
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="docs.cohere.com/reference/errors: Cohere 429, Trial key per minute",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"message":"You are past the per minute request limit, please wait and try again '
+        b'later."}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="docs.cohere.com/reference/errors: Cohere 429, past the per minute request limit",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"message":"too many tokens: total number of tokens in the prompt cannot exceed 4081 - '
+        b"received 4292. Try using a shorter prompt, or enabling prompt truncating. See "
+        b'https://docs.cohere.com/reference/generate for more details."}',
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="docs.cohere.com/reference/errors: Cohere 400, too many tokens in the prompt",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"message":"too many tokens: size limit exceeded by 11326 tokens. Try using shorter or '
+        b"fewer inputs, or setting prompt_truncation='AUTO'.\"}",
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="docs.cohere.com/reference/errors: Cohere 400, size limit exceeded by tokens",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"message":"too many tokens: max tokens must be less than or equal to 4096, the maximum '
+        b'output for this model - received 8192."}',
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="docs.cohere.com/reference/errors: Cohere 400, max tokens above the model's output",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'[{"error":{"code":429,"message":"Quota exceeded for aiplatform.googleapis.com/'
+        b"online_prediction_requests_per_base_model with base model: anthropic-claude-3-5-sonnet-"
+        b"v2. Please submit a quota increase request. https://cloud.google.com/vertex-ai/docs/"
+        b'generative-ai/quotas-genai.","status":"RESOURCE_EXHAUSTED"}}]',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="cline/cline#651: Anthropic on Vertex 429, per-minute base-model quota",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"error":{"code":429,"message":"Quota exceeded for aiplatform.googleapis.com/'
+        b"online_prediction_input_tokens_per_minute_per_base_model with base model: anthropic-"
+        b"claude-opus-4. Please submit a quota increase request. https://cloud.google.com/"
+        b'vertex-ai/docs/generative-ai/quotas-genai.","status":"RESOURCE_EXHAUSTED"}}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="anthropics/claude-code#1440: Anthropic on Vertex 429, input tokens per minute",
+    ),
+    pytest.param(
+        400,
+        {},
+        b'{"error":{"code":400,"message":"the request exceeds the available context size. try '
+        b'increasing the context size or enable context shift","type":"exceed_context_size_error",'
+        b'"n_prompt_tokens":14429,"n_ctx":8192}}',
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="oobabooga/textgen#7257: llama.cpp server 400 exceed_context_size_error",
+    ),
+    pytest.param(
+        500,
+        {},
+        b'{"error":{"code":500,"message":"Context size has been exceeded.","type":"server_error"}}',
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="ggml-org/llama.cpp#19774: llama.cpp server 500, context size exceeded (no retry)",
+    ),
+    pytest.param(
+        500,
+        {},
+        b'{"error":{"code":500,"message":"the request exceeds the available context size. try '
+        b'increasing the context size or enable context shift","type":"exceed_context_size_error",'
+        b'"n_prompt_tokens":1407,"n_ctx":256}}',
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="ggml-org/llama.cpp#15780: llama.cpp server exceed_context_size_error on a 500",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"message":"Requests per minute limit exceeded - too many requests sent.",'
+        b'"type":"too_many_requests_error","param":"quota","code":"request_quota_exceeded"}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="nminaya/grammar-nazi-bot#959: Cerebras 429 request_quota_exceeded (per minute)",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"status":429,"title":"Too Many Requests"}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="Alishahryar1/free-claude-code#690: NVIDIA NIM 429 problem details",
+    ),
+    pytest.param(
+        200,
+        {"content-type": "text/event-stream"},
+        b'event: response.failed\ndata: {"type":"response.failed","response":{"status":"failed",'
+        b'"error":{"code":"rate_limit_exceeded","message":"Requests to the ... Operation have '
+        b'exceeded token rate limit ..."}}}\n\n',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit-exceeded",
+        None,
+        id="earendil-works/pi#1458: Azure Responses API response.failed after a 200, not a success",
+    ),
+    pytest.param(
+        200,
+        {"content-type": "text/event-stream"},
+        b'event: error\ndata: {"type":"error","sequence_number":2,"error":{"type":"tokens",'
+        b'"code":"rate_limit_exceeded","message":"Request too large for gpt-4.1 in organization '
+        b"org-XXXX on tokens per min (TPM): Limit 30000, Requested 35364. The input or output "
+        b"tokens must be reduced in order to run successfully. Visit https://platform.openai.com/"
+        b'account/rate-limits to learn more.","param":null}}\n\n',
+        "bad_request",
+        K.FAIL,
+        "request-too-large",
+        None,
+        id="vercel/ai#6534: OpenAI Responses API error event, request too large",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request '
+        b"tokens has exceeded your daily rate limit (https://docs.anthropic.com/en/api/rate-"
+        b"limits); see the response headers for current usage. Please reduce the prompt length "
+        b"or the maximum tokens requested, or try again later. You may also contact sales at "
+        b"https://www.anthropic.com/contact-sales to discuss your options for a rate limit "
+        b'increase."}}',
+        "quota_exhausted",
+        K.FAIL,
+        "period-limit-message",
+        None,
+        id="SakanaAI/AI-Scientist#115: Anthropic 429, daily rate limit (not lifted in seconds)",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"type":"error","error":{"type":"rate_limit_error","message":"This request would '
+        b"exceed your account's rate limit. Please try again later.\"},"
+        b'"request_id":"req_011CbcRdccocyfM6EjMahMvQ"}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="anthropics/claude-code#64462: Anthropic 429, account rate limit",
+    ),
+    pytest.param(
+        413,
+        {},
+        b'{"error":{"type":"request_too_large","message":"Request exceeds the maximum size"}}',
+        "bad_request",
+        K.FAIL,
+        "payload-too-large",
+        None,
+        id="anthropics/claude-code#14567: Anthropic 413 request_too_large",
+    ),
+    pytest.param(
+        413,
+        {},
+        b'{"type":"error","error":{"type":"invalid_request_error","message":"Request size '
+        b'exceeds model context window"},"request_id":"req_011CSPcw1jaHBKxvgq8Kga6G"}',
+        "context_length",
+        K.FAIL,
+        "context-length-message",
+        None,
+        id="anthropics/claude-code#6380: Anthropic 413, request size exceeds the context window",
+    ),
+    pytest.param(
+        500,
+        {},
+        b'{"type":"error","error":{"type":"api_error","message":"Overloaded"},"request_id":null}',
+        "overloaded",
+        K.RETRY,
+        "overloaded-message",
+        None,
+        id="anthropics/claude-code#8118: Anthropic 500 api_error Overloaded",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"error": {"message": "You exceeded your current quota, please check your plan and '
+        b'billing details.", "type": "insufficient_quota", "param": null, "code": null}}',
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-type",
+        None,
+        id="ayaka14732/ChatGPTAPIFree#16: OpenAI 429 insufficient_quota with a null code",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"error":{"message":"Insufficient balance or no resource package. Please recharge.",'
+        b'"type":"AI_APICallError","param":{"error":"Insufficient balance or no resource package. '
+        b'Please recharge.","statusCode":429,"name":"AI_APICallError","message":"Insufficient '
+        b'balance or no resource package. Please recharge.","url":"https://api.z.ai/api/paas/v4/'
+        b'chat/completions","isRetryable":true,"type":"AI_APICallError"}}}',
+        "quota_exhausted",
+        K.FAIL,
+        "quota-exhausted-message",
+        None,
+        id="vercel/ai#9290: Z.ai 429 through the Vercel AI Gateway, insufficient balance",
+    ),
+    pytest.param(
+        402,
+        {},
+        b'{"error":{"message":"This request requires more credits, or fewer max_tokens. You '
+        b"requested up to 64000 tokens, but can only afford 2666. To increase, visit "
+        b'https://openrouter.ai/settings/credits and upgrade to a paid account","code":402,'
+        b'"metadata":{"provider_name":null}},"user_id":"user_35tI40u3gKTMEMGS061Ov1xsUTj"}',
+        "quota_exhausted",
+        K.FAIL,
+        "payment-required",
+        None,
+        id="astrio-labs/forall#76: OpenRouter 402, requires more credits",
+    ),
+    pytest.param(
+        429,
+        {},
+        b'{"error":{"message":"{\\n  \\"error\\": {\\n    \\"code\\": 429,\\n    \\"message\\": '
+        b'\\"Resource has been exhausted (e.g. check quota).\\",\\n    \\"status\\": '
+        b'\\"RESOURCE_EXHAUSTED\\"\\n  }\\n}\\n","code":429,"status":"Too Many Requests"}}',
+        "rate_limit",
+        K.RETRY,
+        "rate-limit",
+        None,
+        id="google-gemini/gemini-cli#1509: Gemini 429 wrapped in a gateway's error object",
+    ),
 ]
 
 
