@@ -121,7 +121,7 @@ SHAPES: tuple[Shape, ...] = (
     Shape(
         "subscription key (32 or 64 hex digits)",
         "0123456789abcdef0123456789abcdef",
-        r"()(?<![" + _TOKEN + r"])(?:[0-9A-Fa-f]{32}){1,2}(?![" + _TOKEN + r"])",
+        r"()(?<![" + _TOKEN + r"])(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{32})(?![" + _TOKEN + r"])",
     ),
     Shape(
         "URL userinfo password",
