@@ -49,7 +49,9 @@ def read_body(obj: Any) -> bytes:
     ``MAX_READER_CLASSES`` classes: aiohttp's kept body, an ``HTTPError``'s
     buffered reader, ``peek()``, ``getvalue()``, or ``content`` (requests,
     httpx) when the class has it; any other object is asked each time for
-    ``content``, ``data`` (urllib3) or ``body``, whichever it has first."""
+    ``content``, ``data`` (urllib3) or ``body``, whichever it has first.
+    A body not read yet (requests' ``stream=True``, urllib3's
+    ``preload_content=False``) reads as b"", as httpx's unread stream does."""
     try:
         kind = type(obj)
         # Kept by the class's identity: a metaclass may make its classes
@@ -115,10 +117,23 @@ def _body_reader(kind: type) -> Callable[[Any], bytes]:
     return _read_any  # by what each object has (urllib3: .data, read and cached)
 
 
+def _unread(obj: Any) -> bool:
+    """Whether ``obj`` holds a body not read yet, which reading would take
+    from the caller (and wait for, however long it keeps coming): requests'
+    ``stream=True`` (``_content`` False until read), urllib3's
+    ``preload_content=False`` (no ``_body`` while its reader is open). Read,
+    like httpx's unread stream, as no body."""
+    if getattr(obj, "_content", None) is False:
+        return True
+    return getattr(obj, "_body", b"") is None and getattr(obj, "_fp", None) is not None
+
+
 def _attribute(attr: str) -> Callable[[Any], bytes]:
     get = operator.attrgetter(attr)
 
     def read(obj: Any) -> bytes:
+        if _unread(obj):
+            return b""
         data = get(obj)
         return data if type(data) is bytes else _as_bytes(data)
 
@@ -134,6 +149,8 @@ def _read_any(obj: Any) -> bytes:
         return _buffered(obj.peek(MAX_PARSE_BYTES))
     if hasattr(obj, "getvalue"):
         return _buffered(obj.getvalue())
+    if _unread(obj):
+        return b""
     kind = type(obj)
     for attr in ("content", "data", "body"):
         if hasattr(kind, attr) or hasattr(obj, attr):

@@ -9,14 +9,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NamedTuple
 
-from ._adapting import ModelInBody, ModelLocation, destination, refusal, wants_body
+from ._adapting import (
+    BodyRead,
+    ModelInBody,
+    ModelLocation,
+    destination,
+    refusal,
+    wants_body,
+)
 from ._driver import Driver
 from ._governor import Deny
 from ._model import Response
 from ._overrides import Override
 from ._peek import Peek, watched
 from ._results import Attempt, Outcome
-from ._streaming import Watch, judge, replay_watch
+from ._streaming import Unwatched, Watch, judge, replay_watch
 
 __all__ = ["EXTENSION", "AsyncWatchedIter", "Kit", "WatchedIter", "asend", "send"]
 
@@ -103,7 +110,7 @@ class WatchedIter:
     body of a library's ``SyncByteStream``)."""
 
     def __init__(
-        self, replay: list[bytes], rest: Iterator[bytes], watch: Watch, inner: Any
+        self, replay: list[bytes], rest: Iterator[bytes], watch: Watch | Unwatched, inner: Any
     ) -> None:
         self._replay = replay
         self._rest = rest
@@ -144,7 +151,11 @@ class AsyncWatchedIter:
     """The async ``WatchedIter`` (the body of an ``AsyncByteStream``)."""
 
     def __init__(
-        self, replay: list[bytes], rest: AsyncIterator[bytes], watch: Watch, inner: Any
+        self,
+        replay: list[bytes],
+        rest: AsyncIterator[bytes],
+        watch: Watch | Unwatched,
+        inner: Any,
     ) -> None:
         self._replay = replay
         self._rest = rest
@@ -198,6 +209,19 @@ def _watched(kit: Kit, response: Any, peek: Peek, stream: Any, watch: Watch, sen
         request=sent,
     )
     return _Result(rebuilt, _view_of(response, peek.body(), sent), watch)
+
+
+def _handed_on(kit: Kit, response: Any, read: BodyRead, stream: Any, sent: Any) -> _Result:
+    """A body longer than an adapter reads to decide (``BodyRead``): the view
+    has what was read; the response handed over replays it, then reads on."""
+    rebuilt = kit.module.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=stream,
+        extensions=dict(response.extensions),
+        request=sent,
+    )
+    return _Result(rebuilt, _view_of(response, _decoded(kit, response, read.body()), sent))
 
 
 async def _nothing() -> AsyncIterator[bytes]:
@@ -266,10 +290,22 @@ def send(kit: Kit, driver: Driver, inner: Any, request: Any, where: ModelLocatio
             return _watched(kit, response, peek, stream, watch, sent)
         if not wants_body(response.status_code, response.headers.get("content-type")):
             return _Result(response, _view_of(response, b"", sent))
+        rest = response.iter_raw()
+        read = BodyRead()
         try:
-            raw = b"".join(response.iter_raw())
-        finally:
+            for chunk in rest:
+                if read.add(chunk):
+                    break
+            else:
+                read.end()
+        except BaseException:
             response.close()
+            raise
+        if not read.ended:  # decided on what was read; the rest is read on
+            stream = kit.stream(read.chunks, rest, Unwatched(), response)
+            return _handed_on(kit, response, read, stream, sent)
+        response.close()
+        raw = read.body()
         view = _view_of(response, _decoded(kit, response, raw), sent)
         return _Result(_rebuilt(kit, response, raw, sent), view)
 
@@ -320,10 +356,22 @@ async def asend(
             return _watched(kit, response, peek, stream, watch, sent)
         if not wants_body(response.status_code, response.headers.get("content-type")):
             return _Result(response, _view_of(response, b"", sent))
+        rest = response.aiter_raw()
+        read = BodyRead()
         try:
-            raw = b"".join([chunk async for chunk in response.aiter_raw()])
-        finally:
+            async for chunk in rest:
+                if read.add(chunk):
+                    break
+            else:
+                read.end()
+        except BaseException:
             await response.aclose()
+            raise
+        if not read.ended:  # decided on what was read; the rest is read on
+            stream = kit.async_stream(read.chunks, rest, Unwatched(), response)
+            return _handed_on(kit, response, read, stream, sent)
+        await response.aclose()
+        raw = read.body()
         view = _view_of(response, _decoded(kit, response, raw), sent)
         return _Result(_rebuilt(kit, response, raw, sent), view)
 

@@ -22,6 +22,7 @@ __all__ = [
     "PRESET_PREFIX",
     "TOP_KEYS",
     "Layer",
+    "LeftOut",
     "Merge",
     "Origin",
     "Origins",
@@ -195,6 +196,14 @@ class Origins:
         return found
 
 
+class LeftOut(NamedTuple):
+    """An item of ``rules`` or ``tests`` the merge left out, with a problem."""
+
+    file: str
+    path: KeyPath
+    item: dict[str, Any]
+
+
 @attrs.define
 class Merge:
     """The merged document so far, and where each of its keys came from."""
@@ -203,6 +212,9 @@ class Merge:
     origin: Origins = attrs.Factory(Origins)
     problems: list[Problem] = attrs.Factory(list)
     sources: list[str] = attrs.Factory(list)
+    left_out: list[LeftOut] = attrs.Factory(list)
+    """The rules and tests not merged (no usable id or name, a duplicate, an
+    unknown id with no match): their other keys are checked all the same."""
 
     def note(self, merged: KeyPath, file: str, local: KeyPath, value: object) -> None:
         """Remember that ``file`` set ``merged`` (at ``local`` there) and everything under it."""
@@ -314,6 +326,7 @@ class Merge:
                     else (f"expected a non-empty string, got {show_value(ident)}")
                 )
                 self.problems.append(Problem(file, format_path((*local, id_key)), what))
+                self.left_out.append(LeftOut(file, local, item))
                 continue
             if ident in seen:
                 self.problems.append(
@@ -324,6 +337,7 @@ class Merge:
                         f"(first at {format_path((key, seen[ident]))})",
                     )
                 )
+                self.left_out.append(LeftOut(file, local, item))
                 continue
             seen[ident] = local_index
             if ident in positions:  # an override of an item a lower layer defined
@@ -340,6 +354,7 @@ class Merge:
                         "new rule, give it a match (match = {} for a catch-all)",
                     )
                 )
+                self.left_out.append(LeftOut(file, local, item))
             else:
                 added.append((local_index, dict(item)))
         if added:

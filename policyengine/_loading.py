@@ -23,6 +23,7 @@ from ._layers import (
     PRESET_PREFIX,
     TOP_KEYS,
     Layer,
+    LeftOut,
     Merge,
     env_files,
     parse_toml,
@@ -333,26 +334,21 @@ class _Build:
 _KEYED: dict[str, tuple[str, type]] = {"rules": ("id", Rule), "tests": ("name", PolicyTest)}
 
 
-def _unkeyed(file: str, data: Mapping[str, Any]) -> list[Problem]:
-    """The unknown keys of the rules (tests) that give no id (name), so that
-    a misspelled ``idd`` is named beside "id: required key is missing"; the
-    merge skips such items, so nothing else looks at their keys."""
-    problems = []
-    for key, (id_key, cls) in _KEYED.items():
-        items = data.get(key)
-        known = [f.name for f in attrs.fields(cls)]
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            if not isinstance(item, dict) or id_key in item:
-                continue
-            for extra in (k for k in item if k not in known):
-                problems.append(
-                    Problem(
-                        file,
-                        format_path((key, i, extra)),
-                        f"unknown key{suggest(extra, known)}; known keys: {', '.join(known)}",
-                    )
-                )
-    return problems
+def _left_out(left: LeftOut) -> list[Problem]:
+    """The problems of a rule (test) the merge left out, besides the one it
+    was left out for (its id or name, told by the merge): nothing else looks
+    at its keys, so a misspelled ``idd`` is named beside "id: required key is
+    missing", and a bad value beside "duplicate id"."""
+    id_key, cls = _KEYED[str(left.path[0])]
+    item = {**left.item, id_key: "left-out"}  # (its id's problem is told already)
+    try:
+        converter.structure(item, cls)
+    except Exception as exc:
+        return [
+            Problem(left.file, format_path(where), message)
+            for where, message in problems_of(exc, left.path, cls)
+        ]
+    return []
 
 
 class Partial(NamedTuple):
@@ -369,7 +365,8 @@ def _build(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Partial:
     merge = Merge()
     for name, data in layers:
         merge.add(name, data)
-        merge.problems += _unkeyed(name, data)
+    for left in merge.left_out:
+        merge.problems += _left_out(left)
     build = _Build(merge)
     policy = build.policy()
     return Partial(policy, merge.problems + build.problems, frozenset(build.broken))

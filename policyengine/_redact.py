@@ -52,9 +52,11 @@ _KEY_PREFIXES = (
     # provider API keys: OpenAI / Anthropic / OpenRouter / DeepSeek (sk-), Stripe
     # (sk_, rk_), Groq, xAI, Perplexity, NVIDIA; model hubs: Hugging Face,
     # Replicate; source hosts: GitHub, GitLab; package registries: npm, PyPI;
-    # chat platforms: Slack bot, user and app tokens.
-    r"(?i:sk|rk|gsk|xai|pplx|nvapi|hf|api_org|r8|ghp|gho|ghu|ghs|ghr|github_pat|glpat"
-    r"|npm|pypi|dckr_pat|xox[abposre]|xapp)[-_]"
+    # chat platforms: Slack bot, user and app tokens; more model APIs:
+    # Together, Fireworks, Cerebras, LangSmith, Tavily, Jina.
+    # (each of these with its own separator: "jina-embeddings-v3" is a model)
+    r"(?i:(?:sk|rk|gsk|xai|pplx|nvapi|hf|api_org|r8|ghp|gho|ghu|ghs|ghr|github_pat|glpat"
+    r"|npm|pypi|dckr_pat|xox[abposre]|xapp)[-_]|(?:tgp|fw|lsv2|jina)_|(?:csk|tvly)-)"
 )
 
 SHAPES: tuple[Shape, ...] = (
@@ -117,9 +119,9 @@ SHAPES: tuple[Shape, ...] = (
         + r")[A-Za-z0-9_*-](?:[A-Za-z0-9._*-]*[A-Za-z0-9_*])?",
     ),
     Shape(
-        "subscription key (32 hex digits)",
+        "subscription key (32 or 64 hex digits)",
         "0123456789abcdef0123456789abcdef",
-        r"()(?<![" + _TOKEN + r"])[0-9A-Fa-f]{32}(?![" + _TOKEN + r"])",
+        r"()(?<![" + _TOKEN + r"])(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{32})(?![" + _TOKEN + r"])",
     ),
     Shape(
         "URL userinfo password",

@@ -32,7 +32,7 @@ from ._sse import Event, EventParser
 from ._testing import current_testing
 from ._transport import transport_kind
 
-__all__ = ["Watch", "judge", "replay_watch"]
+__all__ = ["Unwatched", "Watch", "judge", "replay_watch"]
 
 Decide = Callable[[object], Action]
 
@@ -188,6 +188,31 @@ class Watch:
         self._done = True
         self.pending = StreamInterrupted(action, self.events, self.last_event_id)
         return True
+
+
+class Unwatched:
+    """The stand-in for a ``Watch`` where an adapter hands over a body that is
+    no stream, past what it read to decide on it (``BodyRead``): every piece
+    passes as it is, and what reading raises is raised."""
+
+    __slots__ = ("settled",)
+
+    pending: StreamInterrupted | None = None
+
+    def __init__(self) -> None:
+        self.settled: Action | None = None
+
+    def passing(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def raise_pending(self) -> None:
+        pass
+
+    def ended(self) -> None:
+        pass
+
+    def broke(self, error: Exception) -> Exception:
+        return error
 
 
 def replay_watch(action: Action, answer: Response) -> Watch | None:

@@ -46,7 +46,15 @@ from aiohttp.client_middlewares import ClientHandlerType
 from aiohttp.payload import AsyncIterablePayload, BytesPayload
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._adapting import body_model, destination, driver_for, refusal, swap_model, wants_body
+from ._adapting import (
+    BodyRead,
+    body_model,
+    destination,
+    driver_for,
+    refusal,
+    swap_model,
+    wants_body,
+)
 from ._driver import Driver
 from ._engine import Engine
 from ._errors import add_note, give_up_note
@@ -54,7 +62,7 @@ from ._governor import Deny, Governor
 from ._model import Response
 from ._peek import Peek, watched
 from ._results import Attempt, Outcome
-from ._streaming import Watch, judge
+from ._streaming import Unwatched, Watch, judge
 
 __all__ = ["PolicyMiddleware"]
 
@@ -128,11 +136,7 @@ class PolicyMiddleware:
                 decide = judge(self.driver, a, method=method, fallback=model is not None)
                 watches[id(response)] = await _peek(response, decide, method, bodies)
             elif wants_body(response.status, response.headers.get("Content-Type")):
-                try:
-                    bodies[id(response)] = await response.read()
-                except BaseException:
-                    response.release()
-                    raise
+                bodies[id(response)] = await _read(response)
             return response
 
         def view(response: aiohttp.ClientResponse) -> Response:
@@ -187,6 +191,34 @@ async def _peek(
     response.content = _WatchedContent(content, b"".join(peek.chunks), watch)  # type: ignore[assignment]
     bodies[id(response)] = peek.body()
     return watch
+
+
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    """Read the body of ``response`` for the policy, as far as ``BodyRead``
+    allows, and put a replay of it in place of its ``content``, then what was
+    not read yet (all read: kept, as ``read()`` keeps it). The body read.
+
+    Raises:
+        aiohttp.ClientError: The body broke off.
+    """
+    content = response.content
+    read = BodyRead()
+    try:
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                read.end()
+                break
+            if read.add(chunk):
+                break
+    except BaseException:
+        response.release()
+        raise
+    body = read.body()
+    response.content = _WatchedContent(content, body, Unwatched())  # type: ignore[assignment]
+    if read.ended:
+        await response.read()
+    return body
 
 
 def _refused(deny: Deny, request: aiohttp.ClientRequest) -> aiohttp.ClientResponse:
@@ -246,7 +278,9 @@ class _WatchedContent:
     then the rest of aiohttp's ``StreamReader``, every piece read through the
     watch. Any other attribute is the real reader's."""
 
-    def __init__(self, inner: aiohttp.StreamReader, replay: bytes, watch: Watch) -> None:
+    def __init__(
+        self, inner: aiohttp.StreamReader, replay: bytes, watch: Watch | Unwatched
+    ) -> None:
         self._inner = inner
         self._replay = replay
         self._watch = watch

@@ -53,14 +53,22 @@ from requests.utils import rewind_body
 from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
-from ._adapting import body_model, destination, driver_for, refusal, swap_model, wants_body
+from ._adapting import (
+    BodyRead,
+    body_model,
+    destination,
+    driver_for,
+    refusal,
+    swap_model,
+    wants_body,
+)
 from ._driver import Driver
 from ._engine import Engine
 from ._governor import Deny, Governor
 from ._model import Response
 from ._peek import Peek, watched
 from ._results import Attempt, Outcome
-from ._streaming import Watch, judge, replay_watch
+from ._streaming import Unwatched, Watch, judge, replay_watch
 
 __all__ = ["PolicyAdapter"]
 
@@ -122,6 +130,7 @@ class PolicyAdapter(HTTPAdapter):
         model = body_model(request.body)
         method = request.method or "GET"
         peeked: dict[int, tuple[Watch, bytes]] = {}  # id(response) -> its watch, the view's body
+        bodies: dict[int, bytes] = {}  # id(response) -> the body read for the policy
 
         def attempt(a: Attempt) -> requests.Response:
             if rewind and a.number > 1:
@@ -143,7 +152,7 @@ class PolicyAdapter(HTTPAdapter):
                 decide = judge(self.driver, a, method=method, fallback=model is not None)
                 peeked[id(response)] = _peek(response, decide, method)
             elif wants_body(response.status_code, headers.get("content-type")):
-                _ = response.content  # read (and kept) so the policy can look at the error
+                bodies[id(response)] = _read(response)  # so the policy can look at the error
             return response
 
         def view(response: requests.Response) -> Response:
@@ -151,9 +160,7 @@ class PolicyAdapter(HTTPAdapter):
             watching = peeked.get(id(response))
             if watching is not None:
                 return Response(response.status_code, headers, watching[1], method)
-            read = wants_body(response.status_code, response.headers.get("content-type"))
-            body = (response.content or b"") if read else b""
-            return Response(response.status_code, headers, body, method)
+            return Response(response.status_code, headers, bodies.get(id(response), b""), method)
 
         outcome: Outcome[requests.Response] = self.driver.run(
             attempt,
@@ -204,17 +211,47 @@ def _translated(error: Exception) -> Exception:
     return error
 
 
-def _pieces(raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+def _pieces(raw: urllib3.BaseHTTPResponse, decode: bool = False) -> Iterator[bytes]:
     """The raw body as it arrives: an HTTP chunk at a time when chunked, else
-    whatever one read returns (never waiting to fill a buffer)."""
+    whatever one read returns (never waiting to fill a buffer); ``decode``:
+    content-decoded (gzip...), as requests reads it."""
     if isinstance(raw, urllib3.HTTPResponse) and raw.chunked and raw.supports_chunked_reads():
-        yield from raw.stream(READ_SIZE, decode_content=False)
+        yield from raw.stream(READ_SIZE, decode_content=decode)
         return
     while True:
-        data = raw.read1(READ_SIZE, decode_content=False)
+        data = raw.read1(READ_SIZE, decode_content=decode)
         if not data:
             return
         yield data
+
+
+def _read(response: requests.Response) -> bytes:
+    """Read the body of ``response`` for the policy, as far as ``BodyRead``
+    allows, and put a replay of it in place of its ``raw``, then what was not
+    read yet: requests reads ``content`` as usual. The body read, decoded.
+
+    Raises:
+        requests.RequestException: The body broke off.
+    """
+    raw = response.raw
+    pieces = _pieces(raw, decode=True)
+    read = BodyRead()
+    try:
+        for piece in pieces:
+            if read.add(piece):
+                break
+        else:
+            read.end()
+    except Exception as exc:
+        response.close()
+        error = _translated(exc)
+        if error is exc:
+            raise
+        raise error from exc
+    response.raw = _WatchedRaw(raw, read.chunks, iter(()) if read.ended else pieces, Unwatched())
+    if read.ended:
+        _ = response.content  # all read: kept, and the connection goes back to the pool
+    return read.body()
 
 
 def _peek(response: requests.Response, decide: Any, method: str) -> tuple[Watch, bytes]:
@@ -255,7 +292,7 @@ class _WatchedRaw:
         raw: urllib3.BaseHTTPResponse,
         replay: list[bytes],
         pieces: Iterator[bytes],
-        watch: Watch,
+        watch: Watch | Unwatched,
     ) -> None:
         self._raw = raw
         self._replay = replay[::-1]  # popped from the end

@@ -30,10 +30,14 @@ first attempt started:
 - It sees only the status of a 2xx response, so an error object inside a 2xx
   body is not seen here (the other adapters retry it).
 - ``elapsed`` counts from the first failed attempt.
-- To decide, it reads the body of an error response. With
+- To decide, it reads the body of an error response, whole. With
   ``preload_content=False`` (requests does this) the body of the response it
   gives up on is then in ``response.data`` only; requests users should mount
-  ``policyengine.requests.PolicyAdapter`` instead.
+  ``policyengine.requests.PolicyAdapter`` instead. A body that trickles or
+  never ends is bounded only by the client's read timeout (one read at a
+  time), as urllib3 itself reads a body whole before asking a ``Retry``
+  (``preload_content=True``); the other adapters decide on at most
+  ``BODY_MAX_BYTES`` and ``BODY_MAX_SECONDS`` of a body.
 - A success is handed over before its body is read when
   ``preload_content=False``: a body that breaks off later (requests reads it
   after urllib3 returns) is beyond any ``Retry``.

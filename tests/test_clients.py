@@ -25,6 +25,9 @@ BAD_KEY = error_body(
 )
 
 
+ENDLESS = b'{"error": {"code": "rate_limit_exceeded", "message": "slow'
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
@@ -47,6 +50,20 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(BAD_KEY)
         elif self.path == "/slow":
             threading.Event().wait(2.0)
+        elif self.path == "/endless-429":  # a body that never ends (for 10 s)
+            self.send_response(429)
+            self.send_header("Retry-After", "3")
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(ENDLESS)
+            stop = threading.Event()
+            for _ in range(200):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                stop.wait(0.05)
         else:
             body = b'{"id": "ok"}'
             self.send_response(200)
@@ -166,6 +183,38 @@ def test_httpx_unread_stream_is_read_as_no_body(engine: pe.Engine, base_url: str
             3.0,
         )
         assert resp.read() == RATE_LIMIT
+
+
+def test_requests_unread_stream_is_read_as_no_body(engine: pe.Engine, base_url: str) -> None:
+    import requests
+
+    # stream=True leaves the body unread: reading it to decide would stall
+    # on a body that never ends, and take it from the caller.
+    with requests.get(f"{base_url}/endless-429", stream=True, timeout=5) as resp:
+        action = engine.evaluate(resp)
+        assert (action.kind, action.rule_id, action.delay) == (
+            pe.ActionKind.RETRY,
+            "rate-limit",
+            3.0,
+        )
+        assert resp.raw.read(len(ENDLESS)) == ENDLESS
+
+
+def test_urllib3_unread_body_is_read_as_no_body(engine: pe.Engine, base_url: str) -> None:
+    import urllib3
+
+    with urllib3.PoolManager() as pool:
+        resp = pool.request(
+            "GET", f"{base_url}/endless-429", retries=False, preload_content=False, timeout=5
+        )
+        action = engine.evaluate(resp)
+        assert (action.kind, action.rule_id, action.delay) == (
+            pe.ActionKind.RETRY,
+            "rate-limit",
+            3.0,
+        )
+        assert resp.read(len(ENDLESS)) == ENDLESS
+        resp.release_conn()
 
 
 def test_urllib3(engine: pe.Engine, base_url: str, closed_port: int) -> None:

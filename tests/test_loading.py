@@ -535,9 +535,53 @@ class TestOverridesCatchMistakes:
             f"{idd}: $.rules[0].idd: unknown key (did you mean 'id'?); known keys: {rule_keys}",
         ]
         test = write(tmp_path, "t.toml", '[[tests]]\nnmae = "x"\nresponse = { status = 200 }\n')
-        assert problems(test)[1].startswith(
-            f"{test}: $.tests[0].nmae: unknown key (did you mean 'name'?)"
+        found = problems(test)
+        assert found[:2] == [
+            f"{test}: $.tests[0].expect: required key is missing",
+            f"{test}: $.tests[0].name: required key is missing",
+        ]
+        assert found[2].startswith(f"{test}: $.tests[0].nmae: unknown key (did you mean 'name'?)")
+
+    @pytest.mark.parametrize(
+        ("item", "first"),
+        [
+            ('id = "rate-limt"', "$.rules[1].id: no rule 'rate-limt' in the layers beneath"),
+            ('id = "mine"\nmatch = {}', "$.rules[1].id: duplicate id 'mine' (first at $.rules[0])"),
+            ("id = 5", "$.rules[1].id: expected a non-empty string, got 5"),
+            ("", "$.rules[1].id: required key is missing"),
+        ],
+        ids=["unknown id", "duplicate id", "bad id", "no id"],
+    )
+    def test_a_rule_left_out_still_has_its_other_problems_named(
+        self, tmp_path: Path, item: str, first: str
+    ) -> None:
+        # A rule the merge leaves out (no id to merge it by, or nothing to
+        # change) is checked all the same: every problem of the file is named.
+        text = (
+            '[[rules]]\nid = "mine"\nmatch = {}\n\n[[rules]]\n'
+            f'{item}\nmax_attempts = "ten"\nbackoff = {{ initial = -1 }}\nbogus = 1\n'
         )
+        bad = write(tmp_path, "bad.toml", text)
+        found = problems(bad)
+        assert len(found) == 4, found
+        assert [p for p in found if p.startswith(f"{bad}: {first}")], found
+        assert set(found) >= {
+            f"{bad}: $.rules[1].backoff.initial: expected a number >= 0, got -1",
+            f"{bad}: $.rules[1].bogus: unknown key; known keys: "
+            + ", ".join(f.name for f in attrs.fields(pe.Rule)),
+            f"{bad}: $.rules[1].max_attempts: expected a whole number >= 1, got 'ten'",
+        }
+
+    def test_a_test_left_out_still_has_its_other_problems_named(self, tmp_path: Path) -> None:
+        text = (
+            '[[tests]]\nname = "t"\nresponse = { status = 200 }\nexpect = { kind = "succeed" }\n\n'
+            '[[tests]]\nname = "t"\nresponse = { status = "x" }\nexpect = { kind = "nope" }\n'
+        )
+        bad = write(tmp_path, "bad.toml", text)
+        found = problems(bad)
+        assert f"{bad}: $.tests[1].name: duplicate name 't' (first at $.tests[0])" in found
+        assert any(p.startswith(f"{bad}: $.tests[1].expect.kind: ") for p in found), found
+        assert any(p.startswith(f"{bad}: $.tests[1].response.status: ") for p in found), found
 
     def test_every_template_error_of_a_string(self, tmp_path: Path) -> None:
         bad = write(

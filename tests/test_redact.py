@@ -37,7 +37,10 @@ SECRET_OF = {
         "NzkyNzE1NDU0MTk2MDg4ODQy.X-hvzA.Ovy4MCQywSkoMRRclStW4xAYK7I",
         "Ovy4MCQywSkoMRRclStW4xAYK7I",
     ),
-    "subscription key (32 hex digits)": ("ABCDEF0123456789abcdef0123456789", "0123456789abcdef"),
+    "subscription key (32 or 64 hex digits)": (
+        "ABCDEF0123456789abcdef0123456789",
+        "0123456789abcdef",
+    ),
     "long token after key / token / secret": ("secret Zk3pQ9vXw2LmN8rTz1Yb", "Zk3pQ9vXw2LmN8rT"),
 }
 

@@ -52,6 +52,16 @@ SECRETS: dict[str, tuple[str, str]] = {
     "Replicate token": ("r8_Zk3pQ9vXw2LmN8rTz1Yb", "Zk3pQ9vXw2LmN8rTz1Yb"),
     "Groq key": ("gsk_Zk3pQ9vXw2LmN8rTz1Yb", "Zk3pQ9vXw2LmN8rTz1Yb"),
     "subscription key": ("9f8e7d6c5b4a39281706f5e4d3c2b1a0", "9f8e7d6c5b4a3928"),
+    "Together key (hex)": (
+        "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0",
+        "5b4a39281706f5e4d3c2",
+    ),
+    "Together key": ("tgp_v1_Zk3pQ9vXw2LmN8rTz1YbAbCdEfGhIj", "Zk3pQ9vXw2LmN8rTz1Yb"),
+    "Fireworks key": ("fw_3ZZk3pQ9vXw2LmN8rTz1Yb", "Zk3pQ9vXw2LmN8rTz1Yb"),
+    "Cerebras key": ("csk-zk3pq9vxw2lmn8rtz1ybabcdefghij", "zk3pq9vxw2lmn8rtz1yb"),
+    "LangSmith key": ("lsv2_pt_Zk3pQ9vXw2LmN8rTz1Yb_0123abcd", "Zk3pQ9vXw2LmN8rTz1Yb"),
+    "Tavily key": ("tvly-Zk3pQ9vXw2LmN8rTz1Yb", "Zk3pQ9vXw2LmN8rTz1Yb"),
+    "Jina key": ("jina_Zk3pQ9vXw2LmN8rTz1Yb", "Zk3pQ9vXw2LmN8rTz1Yb"),
     "JWT": (
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.Zk3pQ9vXw2LmN8rTz1Yb",
         "eyJzdWIiOiJhbGljZSJ9",

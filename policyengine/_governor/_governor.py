@@ -135,7 +135,8 @@ def default_store(settings: Settings) -> Store:
     """The store a governor gets unless given one: the process's one store
     for the Redis named by ``POLICYENGINE_REDIS_URL`` or ``redis_url`` (one
     per URL, shared by every governor of the process), else a new in-process
-    store. Without the ``redis`` extra, the in-process store, said once."""
+    store. Without the ``redis`` extra, or for a URL redis-py cannot read,
+    the in-process store, said once."""
     url = os.environ.get(REDIS_URL_VAR, "").strip() or settings.redis_url.strip()
     if not url or not settings.enabled:
         return MemoryStore()
@@ -143,7 +144,7 @@ def default_store(settings: Settings) -> Store:
         found = _shared.get(url)
         if found is None:
             try:
-                from ._redisstore import RedisStore
+                from ._redisstore import RedisStore, shown_url
             except ImportError as exc:
                 LOGGER.warning(
                     "governor: a Redis is named but the redis package is missing (%s); "
@@ -152,7 +153,15 @@ def default_store(settings: Settings) -> Store:
                 )
                 found = MemoryStore()
             else:
-                found = RedisStore(url)
+                try:
+                    found = RedisStore(url)
+                except Exception as exc:  # a URL redis-py cannot read: fail open too
+                    LOGGER.warning(
+                        "governor: the Redis URL %s is not usable (%s); deciding in this process",
+                        shown_url(url),
+                        redact(f"{type(exc).__name__}: {exc}"),
+                    )
+                    found = MemoryStore()
             _shared[url] = found
         return found
 

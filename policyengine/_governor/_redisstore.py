@@ -60,6 +60,7 @@ __all__ = [
     "POLL_INTERVAL",
     "RETRY_AFTER",
     "RedisStore",
+    "shown_url",
 ]
 
 LOGGER = logging.getLogger("policyengine.governor")
@@ -76,7 +77,7 @@ _SCRIPT = resources.files(__package__).joinpath("_redis.lua").read_text("utf-8")
 _INF = 1e300
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """``url`` fit to log: its password masked."""
     try:
         parts = urlsplit(url)
@@ -277,7 +278,7 @@ class RedisStore:
         self._flusher = _Flusher(self._settle_batch)
 
     def __repr__(self) -> str:
-        return f"RedisStore({_shown(self._url)!r}, up={self.up})"
+        return f"RedisStore({shown_url(self._url)!r}, up={self.up})"
 
     def __len__(self) -> int:
         return len(self._fallback)
@@ -358,7 +359,7 @@ class RedisStore:
         if first:
             self._logger.warning(
                 "governor: Redis at %s failed (%s); deciding in this process until it is back",
-                _shown(self._url),
+                shown_url(self._url),
                 redact(f"{type(exc).__name__}: {exc}"),
                 extra={"transition": "store_down"},
             )
@@ -371,7 +372,9 @@ class RedisStore:
             self._down_until = 0.0
         if was_down:
             self._logger.info(
-                "governor: Redis at %s is back", _shown(self._url), extra={"transition": "store_up"}
+                "governor: Redis at %s is back",
+                shown_url(self._url),
+                extra={"transition": "store_up"},
             )
 
     @staticmethod

@@ -135,3 +135,43 @@ class RawServer:
         self._stop.set()
         self._thread.join(timeout=5.0)
         self._socket.close()
+
+
+class GatedServer(RawServer):
+    """A ``RawServer`` that answers every connection with ``head`` (the status
+    line, headers and the first part of the body), then waits until ``gate``
+    is set (at most 10 s) before it sends ``rest`` and closes: a body still
+    coming when the adapter has read all it reads to decide."""
+
+    def __init__(self, head: bytes, rest: bytes) -> None:
+        super().__init__([head])
+        self.rest = rest
+        self.gate = threading.Event()
+
+    def _answer(self, conn: socket.socket, reply: bytes) -> None:  # type: ignore[override]
+        with conn:
+            try:
+                conn.settimeout(5.0)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    received += chunk
+                head, _, body = received.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip() or b"0")
+                while len(body) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    body += chunk
+                conn.sendall(reply)
+                self.gate.wait(10.0)
+                conn.sendall(self.rest)
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass

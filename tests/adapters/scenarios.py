@@ -15,10 +15,11 @@ import attrs
 import pytest
 
 import policyengine as pe
+from policyengine import _adapting
 from policyengine._sse import parse_events
 from policyengine.testing import OPENAI, Dialect, FakeGateway, RateLimit, TestingMode
 
-from .conftest import BACKUP, RawServer
+from .conftest import BACKUP, GatedServer, RawServer
 
 #: Client timeouts in these tests (seconds): short, so a slow reply times out
 #: fast, and long enough that a prompt one never does on a loaded machine (at
@@ -167,6 +168,9 @@ class Scenarios:
     #: Whether the adapter peeks at and watches streamed answers (urllib3's
     #: Retry cannot: it sees no body of a 2xx).
     streams = True
+    #: Whether the adapter decides before a long body has come whole (urllib3
+    #: reads a body whole before its Retry is asked, unless preload_content=False).
+    bounded_bodies = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -240,6 +244,50 @@ class Scenarios:
         first = decisions[0].action
         assert (first.kind, first.status) == (pe.ActionKind.RETRY, None)
         assert first.transport in ("protocol", "incomplete", "connection", "reset")
+
+    @pytest.mark.parametrize("bound", ["bytes", "seconds"])
+    @pytest.mark.parametrize("framing", ["content-length", "chunked"])
+    def test_a_body_still_coming_is_decided_on_what_came(
+        self,
+        bound: str,
+        framing: str,
+        testing: TestingMode,
+        default_engine: pe.Engine,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """An error body longer than an adapter reads to decide
+        (BODY_MAX_BYTES), or still coming after BODY_MAX_SECONDS, is decided
+        on what came, before the rest has come; the caller still gets it all."""
+        if not self.bounded_bodies:
+            pytest.skip("the client reads a body whole before the adapter is asked")
+        if bound == "seconds":
+            monkeypatch.setattr(_adapting, "BODY_MAX_SECONDS", 0.0)
+        size = _adapting.BODY_MAX_BYTES + 100 if bound == "bytes" else 10
+        error = {"error": {"code": "context_length_exceeded", "message": "x" * size}}
+        body = json.dumps(error).encode()
+        first, rest = body[:-20], body[-20:]
+        if framing == "chunked":
+            framed = b"Transfer-Encoding: chunked\r\n\r\n"
+            first = framed + b"%x\r\n%s\r\n" % (len(first), first)
+            rest = b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest)
+        else:
+            first = b"Content-Length: %d\r\n\r\n%s" % (len(body), first)
+        head = b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+        head += b"Connection: close\r\n"
+        decisions: list[pe.Decision] = []
+
+        def decided(decision: pe.Decision) -> None:
+            decisions.append(decision)
+            server.gate.set()  # the rest of the body comes once the policy has decided
+
+        with GatedServer(head + first, rest) as server:
+            sent = self.send(server, pe.Driver(default_engine, hooks=(decided,)))  # type: ignore[arg-type]
+        assert [(d.action.status, d.action.rule_id) for d in decisions] == [
+            (400, "context-length-exceeded")
+        ]
+        assert sent.status in (400, None), sent
+        if isinstance(sent.body, dict):  # (an SDK error's body is the error object)
+            assert sent.body in (error, error["error"])
 
     def test_429_retry_after_then_200_waits_what_the_server_asked(
         self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine

@@ -29,6 +29,7 @@ class TestPoolManager(Scenarios):
     fallback = False  # urllib3's Retry cannot change the request body
     gates_first_attempt = False  # urllib3 asks a Retry only after an attempt
     streams = False  # nor does it see the body of a 2xx (see test_streams_pass_unwatched)
+    bounded_bodies = False  # urllib3 reads a body whole before its Retry is asked
 
     def send(
         self,
@@ -57,6 +58,7 @@ class TestRequestsHTTPAdapterMaxRetries(Scenarios):
     body_failures = False
     gates_first_attempt = False
     streams = False
+    bounded_bodies = False  # PolicyRetry reads the body whole (urllib3 keeps it in .data)
 
     def send(
         self,

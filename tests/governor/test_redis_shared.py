@@ -207,6 +207,33 @@ def test_something_that_is_not_redis_is_survived() -> None:
         assert not store.up
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "127.0.0.1:6379",  # no scheme
+        "redis://:hunter2secret@127.0.0.1:notaport/0",
+        "redis://:hunter2secret@127.0.0.1:1/0?socket_timeout=soon",
+        "http://127.0.0.1:1/0",
+    ],
+)
+def test_a_redis_url_that_does_not_parse_never_fails_a_call(
+    url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("POLICYENGINE_REDIS_URL", url)
+    with (
+        FakeGateway() as gateway,
+        caplog.at_level(logging.WARNING, logger="policyengine.governor"),
+    ):
+        for _ in range(2):  # (a second client: the same store, said once)
+            client = httpx.Client(transport=PolicyTransport(engine=pe.Engine()), timeout=5)
+            with client:
+                assert client.post(gateway.chat_url, json=BODY, headers=KEY).status_code == 200
+    said = [r.getMessage() for r in caplog.records if "Redis" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "in this process" in said[0]
+    assert "hunter2secret" not in said[0]
+
+
 def test_the_store_never_names_the_key_or_the_password(redis_url: str, tmp_path: Path) -> None:
     store = RedisStore("redis://:hunter2secret@127.0.0.1:1/0")
     assert "hunter2secret" not in repr(store)
