@@ -222,14 +222,20 @@ class ModelInPath:
 ModelLocation = ModelInBody | ModelInPath
 
 
+#: Media types of JSON sent a line or a record at a time (Ollama's
+#: ``application/x-ndjson``, JSON Lines, RFC 7464 ``json-seq``): a stream,
+#: whose success is handed over as it comes, not read to decide.
+_STREAMED_JSON = ("stream", "ndjson", "jsonl", "json-seq", "jsonlines")
+
+
 def wants_body(status: int, content_type: str | None) -> bool:
     """Whether an adapter reads a response's body to decide: every error, and a
     success only when it is JSON (an error may hide in it); a stream such as
-    ``text/event-stream`` is left alone."""
+    ``text/event-stream`` or ``application/x-ndjson`` is left alone."""
     if status >= 300 or status < 200:
         return True
     kind = (content_type or "").lower()
-    return "json" in kind and "stream" not in kind
+    return "json" in kind and not any(s in kind for s in _STREAMED_JSON)
 
 
 #: To decide on an answer that is not a stream (an error, a JSON success), an

@@ -26,6 +26,13 @@ class ClientResponse(Protocol):
     ``urllib.error.HTTPError``), and an exception whose ``.response`` is one of
     these (OpenAI SDK errors, ``requests.HTTPError``, ``httpx.HTTPStatusError``).
     An attribute that raises or holds something odd reads as absent.
+
+    One fact no public attribute tells is read from a private one: whether a
+    body is still unread (requests' ``_content`` is False under
+    ``stream=True``; urllib3 has no ``_body`` while its ``_fp`` is open with
+    ``preload_content=False``), because reading ``content`` or ``data`` would
+    take the body from the caller and wait for all of it. Where those
+    attributes are missing, the body is read as before.
     """
 
     @property
