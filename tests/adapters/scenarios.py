@@ -289,6 +289,22 @@ class Scenarios:
         if isinstance(sent.body, dict):  # (an SDK error's body is the error object)
             assert sent.body in (error, error["error"])
 
+    def test_a_success_longer_than_what_is_read_to_decide_reaches_the_caller_whole(
+        self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
+    ) -> None:
+        """A JSON success past BODY_MAX_BYTES is decided on its start and
+        handed over whole: what was read replayed, then the rest."""
+        content = "word " * (3 * _adapting.BODY_MAX_BYTES // 5)
+        gateway.script(self.dialect.ok(content))
+        sent, decisions = self.run(gateway, default_engine)
+        assert (sent.status, sent.error) == (200, None), sent
+        assert [d.action.kind for d in decisions] == [pe.ActionKind.SUCCEED]
+        assert gateway.count() == 1
+        if isinstance(sent.body, dict) and len(sent.body) > 1:  # (an SDK's: the model only)
+            assert content in json.dumps(sent.body)
+        else:  # the SDK parsed the whole answer
+            assert sent.body == {"model": sent.body.get("model")} and sent.body["model"]
+
     def test_429_retry_after_then_200_waits_what_the_server_asked(
         self, gateway: FakeGateway, testing: TestingMode, default_engine: pe.Engine
     ) -> None:
