@@ -99,7 +99,8 @@ def parse_raw_http(data: bytes, source: str) -> Response:
     ``curl -siL``) are skipped: the last response counts.
 
     Raises:
-        InputError: Empty input, or no status line where one must be.
+        InputError: Empty input, no status line where one must be, or
+            interim responses alone.
     """
     rest = data.lstrip(b"\r\n\t ")
     line = 1 + data[: len(data) - len(rest)].count(b"\n")
@@ -136,4 +137,11 @@ def parse_raw_http(data: bytes, source: str) -> Response:
             line += head.count(b"\n") + (blank.group().count(b"\n") if blank else 0)
             rest = body
             continue
+        if 100 <= status < 200 and status != 101:  # (101 Switching Protocols is final)
+            raise InputError(
+                [
+                    f"{source}: line {line}: only an interim response ({status}) and no final "
+                    "one after it: the capture ends too soon"
+                ]
+            )
         return Response(status, headers, _decode_body(headers, body))

@@ -70,3 +70,16 @@ def test_raw_http_status_is_100_to_999() -> None:
     with pytest.raises(InputError) as info:
         parse_raw_http(b"HTTP/1.1 099 Odd\r\n\r\n", "x")
     assert list(info.value.lines) == ["x: line 1: expected an HTTP status 100-999, got '099'"]
+
+
+def test_raw_http_of_interim_responses_alone_says_the_final_one_is_missing() -> None:
+    with pytest.raises(InputError) as info:
+        parse_raw_http(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n", "x")
+    assert list(info.value.lines) == [
+        "x: line 3: only an interim response (103) and no final one after it: "
+        "the capture ends too soon"
+    ]
+    # 101 Switching Protocols is the final answer of its exchange.
+    assert (
+        parse_raw_http(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket", "x").status == 101
+    )
