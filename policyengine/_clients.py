@@ -129,10 +129,14 @@ def _unread(obj: Any) -> bool:
     from the caller (and wait for, however long it keeps coming): requests'
     ``stream=True`` (``_content`` False until read), urllib3's
     ``preload_content=False`` (no ``_body`` while its reader is open). Read,
-    like httpx's unread stream, as no body."""
-    if getattr(obj, "_content", None) is False:
+    like httpx's unread stream, as no body. (Looked up in the instance's
+    ``__dict__``: an attribute it lacks costs no ``AttributeError``.)"""
+    state = getattr(obj, "__dict__", None)
+    if type(state) is not dict:
+        return False
+    if state.get("_content", None) is False:
         return True
-    return getattr(obj, "_body", b"") is None and getattr(obj, "_fp", None) is not None
+    return state.get("_body", b"") is None and state.get("_fp") is not None
 
 
 def _attribute(attr: str) -> Callable[[Any], bytes]:
