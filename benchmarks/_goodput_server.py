@@ -1,5 +1,6 @@
 """The loopback server of benchmarks/goodput.py: an OpenAI-compatible
-``POST /v1/chat/completions`` that plays one scenario and counts every request.
+``POST /v1/chat/completions`` (and Anthropic's ``POST /v1/messages``) that
+plays one scenario and counts every request.
 
 Scenarios (``SCENARIOS``):
 
@@ -22,6 +23,29 @@ Scenarios (``SCENARIOS``):
 The 429 message names the limit but not the wait ("Please try again in ..."
 is left out), so that the headers are the only wait hints a client gets.
 
+Header dialects (``HEADER_DIALECTS``, ``Wire``): the same bucket described
+as one provider describes its budget, with that provider's error bodies
+(``--headers`` of the harness; the scenarios are unchanged):
+
+- ``openai``: as above, the default.
+- ``anthropic``: ``anthropic-ratelimit-requests-limit`` / ``-remaining`` /
+  ``-reset``, the reset the RFC 3339 time when the bucket is full again, in
+  whole seconds rounded up (as Anthropic sends it); ``retry-after`` whole
+  seconds on a 429. Bodies ``{"type": "error", "error": {"type", "message"}}``:
+  429 ``rate_limit_error``, 529 ``overloaded_error`` for the brownout and the
+  outage, 400 ``invalid_request_error`` "Your credit balance is too low" for
+  the quota (Anthropic sends neither a 402 nor a 429 for it).
+- ``ietf``: ``RateLimit-Policy: "default";q=R;w=1`` and
+  ``RateLimit: "default";r=REMAINING;t=SECONDS`` (draft-ietf-httpapi-
+  ratelimit-headers -08 on; ``t`` whole seconds, rounded up, until full),
+  ``Retry-After`` on a 429; OpenAI's bodies (a generic gateway).
+- ``openrouter``: ``X-RateLimit-Limit`` / ``-Remaining`` / ``-Reset``, the
+  reset the epoch milliseconds when the bucket is full; ``Retry-After`` on a
+  429. Bodies ``{"error": {"code": STATUS, "message", "metadata"}}``: the
+  429's metadata repeats the rate-limit headers (as OpenRouter's do), 402
+  "Insufficient credits" for the quota, 503 for the brownout and outage.
+- ``none``: no budget headers at all; ``Retry-After`` on a 429 only.
+
 The server is a ``ThreadingMixIn`` ``HTTPServer`` (a thread per connection,
 listen backlog 1,024, HTTP/1.1 keep-alive, ``Content-Length`` on every reply,
 no Nagle delay); it never closes a connection itself. On a shared 2-core
@@ -42,20 +66,25 @@ import time
 from typing import Any, NamedTuple
 
 __all__ = [
+    "HEADER_DIALECTS",
     "SCENARIOS",
     "Counts",
     "GoodputServer",
     "Hit",
     "Scenario",
     "TokenBucket",
+    "Wire",
     "go_duration",
 ]
 
 #: Every scenario, in the order they are reported.
 SCENARIOS = ("ratelimit", "ratelimit-noretryafter", "brownout", "outage", "quota")
 
-#: Statuses counted as rejected: the server refused the work.
-REJECTED = frozenset({429, 500, 502, 503, 504})
+#: How the bucket is described, in the order they are reported (``Wire``).
+HEADER_DIALECTS = ("openai", "anthropic", "ietf", "openrouter", "none")
+
+#: Statuses counted as rejected: the server refused the work (529: Anthropic's overloaded).
+REJECTED = frozenset({429, 500, 502, 503, 504, 529})
 
 
 class Reply(NamedTuple):
@@ -192,12 +221,154 @@ def _completion(model: str, number: int) -> bytes:
     ).encode()
 
 
+def _message(model: str, number: int) -> bytes:
+    """An Anthropic Messages API answer (``POST /v1/messages``)."""
+    return json.dumps(
+        {
+            "id": f"msg_goodput{number:08d}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": "Hello! How can I help you today?"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 11, "output_tokens": 9},
+        }
+    ).encode()
+
+
 def _model_of(body: bytes) -> str:
     try:
         model = json.loads(body).get("model")
     except Exception:
         return "unknown"
     return model if isinstance(model, str) else "unknown"
+
+
+def _ceil(seconds: float) -> int:
+    """Whole seconds, rounded up (a hair of float noise is not a second more)."""
+    return max(0, math.ceil(seconds - 1e-6))
+
+
+def _rfc3339(unix: float) -> str:
+    """A Unix time as RFC 3339 UTC, whole seconds rounded up: ``2025-08-21T12:40:59Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_ceil(unix)))
+
+
+def _anthropic_error(type_: str, message: str) -> bytes:
+    return json.dumps(
+        {"type": "error", "error": {"type": type_, "message": message}, "request_id": "req_goodput"}
+    ).encode()
+
+
+def _openrouter_error(status: int, message: str, metadata: Any = None) -> bytes:
+    error: dict[str, Any] = {"code": status, "message": message}
+    if metadata is not None:
+        error["metadata"] = metadata
+    return json.dumps({"error": error, "user_id": "user_goodput"}).encode()
+
+
+class Wire:
+    """How one header dialect (``HEADER_DIALECTS``) describes the bucket and
+    words its errors: the budget headers of a reply, the wait hints of a 429,
+    and the error replies.
+
+    Args:
+        dialect: One of ``HEADER_DIALECTS``.
+        rate: R, for the messages.
+        wall: The Unix clock (``time.time``), for resets given as times.
+
+    Raises:
+        ValueError: An unknown dialect.
+    """
+
+    def __init__(self, dialect: str, rate: float, wall: Any = time.time) -> None:
+        if dialect not in HEADER_DIALECTS:
+            raise ValueError(
+                f"unknown header dialect {dialect!r}; choose from {', '.join(HEADER_DIALECTS)}"
+            )
+        self.dialect = dialect
+        self.rate = rate
+        self._wall = wall
+        if dialect == "anthropic":
+            self.unavailable = Reply(529, (), _anthropic_error("overloaded_error", "Overloaded"))
+            self.quota = Reply(
+                400,
+                (),
+                _anthropic_error(
+                    "invalid_request_error",
+                    "Your credit balance is too low to access the Anthropic API. Please go to "
+                    "Plans & Billing to upgrade or purchase credits.",
+                ),
+            )
+        elif dialect == "openrouter":
+            self.unavailable = Reply(
+                503, (), _openrouter_error(503, "Service temporarily unavailable")
+            )
+            self.quota = Reply(
+                402,
+                (),
+                _openrouter_error(
+                    402,
+                    "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
+                ),
+            )
+        else:
+            self.unavailable = Reply(503, (), _UNAVAILABLE)
+            self.quota = Reply(429, (), _QUOTA)
+
+    def budget(self, bucket: TokenBucket) -> list[tuple[str, str]]:
+        """The headers that describe the bucket, on every rate-limited reply."""
+        limit, remaining = f"{bucket.capacity:g}", str(bucket.remaining)
+        dialect = self.dialect
+        if dialect == "openai":
+            return [
+                ("x-ratelimit-limit-requests", limit),
+                ("x-ratelimit-remaining-requests", remaining),
+                ("x-ratelimit-reset-requests", go_duration(bucket.until_full)),
+            ]
+        if dialect == "anthropic":
+            return [
+                ("anthropic-ratelimit-requests-limit", limit),
+                ("anthropic-ratelimit-requests-remaining", remaining),
+                ("anthropic-ratelimit-requests-reset", _rfc3339(self._wall() + bucket.until_full)),
+            ]
+        if dialect == "ietf":
+            window = _ceil(bucket.capacity / bucket.rate)
+            return [
+                ("RateLimit-Policy", f'"default";q={limit};w={window}'),
+                ("RateLimit", f'"default";r={remaining};t={_ceil(bucket.until_full)}'),
+            ]
+        if dialect == "openrouter":
+            reset = math.ceil((self._wall() + bucket.until_full) * 1000)
+            return [
+                ("X-RateLimit-Limit", limit),
+                ("X-RateLimit-Remaining", remaining),
+                ("X-RateLimit-Reset", str(reset)),
+            ]
+        return []
+
+    def waits(self, wait: float) -> list[tuple[str, str]]:
+        """The wait hints of a 429: ``Retry-After`` (whole seconds, rounded up,
+        at least 1), and OpenAI's ``retry-after-ms`` too."""
+        headers = [("retry-after", str(max(1, _ceil(wait))))]
+        if self.dialect == "openai":
+            headers.append(("retry-after-ms", str(max(1, math.ceil(wait * 1000 - 1e-6)))))
+        return headers
+
+    def rate_limited(self, headers: list[tuple[str, str]]) -> bytes:
+        """The body of a 429 that carries ``headers``."""
+        rate = self.rate
+        if self.dialect == "anthropic":
+            return _anthropic_error(
+                "rate_limit_error",
+                f"This request would exceed the rate limit for your organization of {rate:g} "
+                "requests per second. Please slow down.",
+            )
+        if self.dialect == "openrouter":
+            message = f"Rate limit exceeded: limit_rps/{rate:g}"
+            return _openrouter_error(429, message, {"headers": dict(headers)})
+        return _rate_limited(rate)
 
 
 class Scenario:
@@ -208,49 +379,53 @@ class Scenario:
         name: One of ``SCENARIOS``.
         rate: R, requests a second, for the rate-limit scenarios.
         brownout: T, seconds of 503 from the first request, for ``brownout``.
+        headers: One of ``HEADER_DIALECTS``: how the bucket is described and
+            the errors worded.
         clock: The clock (``time.monotonic``).
 
     Raises:
-        ValueError: An unknown name or a rate below 1.
+        ValueError: An unknown name or header dialect, or a rate below 1.
     """
 
     def __init__(
-        self, name: str, *, rate: float, brownout: float, clock: Any = time.monotonic
+        self,
+        name: str,
+        *,
+        rate: float,
+        brownout: float,
+        headers: str = "openai",
+        clock: Any = time.monotonic,
     ) -> None:
         if name not in SCENARIOS:
             raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
         self.name = name
         self.rate = rate
         self.brownout = brownout
+        self.wire = Wire(headers, rate)
         self.bucket = TokenBucket(rate, clock())
         self._first: float | None = None
-        self._rate_limited = _rate_limited(rate)
 
-    def reply(self, now: float, body: bytes, number: int) -> Reply:
-        """The reply to request ``number`` (from 1), received at ``now``."""
+    def reply(self, now: float, body: bytes, number: int, messages: bool = False) -> Reply:
+        """The reply to request ``number`` (from 1), received at ``now``;
+        ``messages``: on Anthropic's path, a success is a ``message``."""
         if self._first is None:
             self._first = now
-        name = self.name
+        name, wire = self.name, self.wire
         if name == "outage" or (name == "brownout" and now - self._first < self.brownout):
-            return Reply(503, (), _UNAVAILABLE)
+            return wire.unavailable
         if name == "quota":
-            return Reply(429, (), _QUOTA)
+            return wire.quota
+        success = (_message if messages else _completion)(_model_of(body), number)
         if name == "brownout":
-            return Reply(200, (), _completion(_model_of(body), number))
+            return Reply(200, (), success)
         bucket = self.bucket
         taken = bucket.take(now)
-        headers = [
-            ("x-ratelimit-limit-requests", f"{bucket.capacity:g}"),
-            ("x-ratelimit-remaining-requests", str(bucket.remaining)),
-            ("x-ratelimit-reset-requests", go_duration(bucket.until_full)),
-        ]
+        headers = wire.budget(bucket)
         if taken:
-            return Reply(200, tuple(headers), _completion(_model_of(body), number))
+            return Reply(200, tuple(headers), success)
         if name == "ratelimit":
-            wait = bucket.until_next
-            headers.append(("retry-after", str(max(1, math.ceil(wait - 1e-6)))))
-            headers.append(("retry-after-ms", str(max(1, math.ceil(wait * 1000 - 1e-6)))))
-        return Reply(429, tuple(headers), self._rate_limited)
+            headers += wire.waits(bucket.until_next)
+        return Reply(429, tuple(headers), wire.rate_limited(headers))
 
 
 class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -324,10 +499,11 @@ class GoodputServer:
         with self._lock:
             now = self._clock()
             number = next(self._numbers)
-            if path.split("?", 1)[0].rstrip("/") != "/v1/chat/completions":
+            route = path.split("?", 1)[0].rstrip("/")
+            if route not in ("/v1/chat/completions", "/v1/messages"):
                 reply = Reply(404, (), _NOT_FOUND)
             else:
-                reply = self.scenario.reply(now, body, number)
+                reply = self.scenario.reply(now, body, number, route == "/v1/messages")
             self._hits.append(Hit(now, reply.status))
         request_id = ("x-request-id", f"req_goodput{number:08d}")
         return reply._replace(headers=(*reply.headers, request_id))

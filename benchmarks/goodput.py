@@ -65,7 +65,7 @@ from importlib import metadata
 from typing import IO, Any, NamedTuple
 
 # Run as a script (and so is the worker), so the server module is next door on sys.path.
-from _goodput_server import REJECTED, SCENARIOS, GoodputServer, Hit, Scenario
+from _goodput_server import HEADER_DIALECTS, REJECTED, SCENARIOS, GoodputServer, Hit, Scenario
 
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -83,6 +83,7 @@ class Endpoint(NamedTuple):
     timeout: float  # seconds, for each attempt: the call's deadline
     pool: int  # connections to keep alive: one per caller
     redis_url: str = ""  # the run's Redis, for contenders that keep state there
+    client: str = "httpx"  # the HTTP client of the policyengine contenders (CLIENTS)
 
 
 class Caller(NamedTuple):
@@ -138,17 +139,153 @@ def _plain_httpx(endpoint: Endpoint) -> Any:
     return httpx.Client(limits=_httpx_limits(endpoint), timeout=endpoint.timeout, headers=AUTH)
 
 
-def _policyengine(governed: bool, redis: bool = False) -> Callable[[Endpoint], Caller]:
-    def factory(endpoint: Endpoint) -> Caller:
-        """httpx with ``PolicyTransport`` and the bundled default policy (its
-        governor on, or off; with ``redis``, its governor's state in the run's
-        Redis: ``Governor(policy, store=RedisStore(url))``); each call bounded
-        by the cell's deadline, as a user bounds a call
-        (``overriding(max_elapsed=...)``)."""
+#: The clients a policyengine contender can call through (``--client``), each
+#: with the policy's adapter, and what it is.
+CLIENTS = {
+    "httpx": "httpx.Client(transport=PolicyTransport(...)), caller threads",
+    "requests": "requests.Session with PolicyAdapter(...) mounted, caller threads",
+    "aiohttp": "aiohttp.ClientSession(middlewares=(PolicyMiddleware(...),)), callers as "
+    "tasks of one event loop",
+    "anthropic": "policyengine.anthropic.client(...), messages.create on POST /v1/messages, "
+    "caller threads",
+}
+
+
+def _on_loop() -> tuple[Any, Callable[[], None]]:
+    """An event loop running in a thread of its own, and how to stop it: the
+    caller threads hand it their calls, so that they run as its tasks."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+    return loop, stop
+
+
+def _policyengine_caller(endpoint: Endpoint, engine: Any, governor: Any) -> Caller:
+    """One client of ``endpoint.client`` with the policy's adapter; each call
+    bounded by the cell's deadline, as a user bounds a call
+    (``overriding(max_elapsed=...)``)."""
+    import policyengine as pe
+
+    deadline, client = endpoint.timeout, endpoint.client
+    url = endpoint.base_url + "/chat/completions"
+    if client == "httpx":
         import httpx
 
-        import policyengine as pe
         from policyengine.httpx import PolicyTransport
+
+        inner = httpx.HTTPTransport(limits=_httpx_limits(endpoint))
+        transport = PolicyTransport(inner, engine=engine, governor=governor)
+        session = httpx.Client(transport=transport, timeout=deadline, headers=AUTH)
+
+        def call() -> bool:
+            with pe.overriding(max_elapsed=deadline):
+                response = session.post(url, json=CHAT)
+            if response.is_success:
+                response.json()
+                return True
+            return False
+
+        return Caller(call, session.close)
+    if client == "requests":
+        import requests
+
+        from policyengine.requests import PolicyAdapter
+
+        adapter = PolicyAdapter(engine=engine, governor=governor, pool_maxsize=endpoint.pool)
+        rsession = requests.Session()
+        rsession.mount("http://", adapter)
+
+        def call() -> bool:
+            with pe.overriding(max_elapsed=deadline):
+                response = rsession.post(url, json=CHAT, headers=AUTH, timeout=deadline)
+            if response.ok:
+                response.json()
+                return True
+            return False
+
+        return Caller(call, rsession.close)
+    if client == "aiohttp":
+        import asyncio
+
+        import aiohttp
+
+        from policyengine.aiohttp import PolicyMiddleware
+
+        loop, stop = _on_loop()
+
+        async def open_session() -> Any:
+            return aiohttp.ClientSession(
+                middlewares=(PolicyMiddleware(engine=engine, governor=governor),),
+                connector=aiohttp.TCPConnector(limit=max(100, endpoint.pool)),
+                timeout=aiohttp.ClientTimeout(sock_read=deadline, sock_connect=deadline),
+                headers=AUTH,
+            )
+
+        asession = asyncio.run_coroutine_threadsafe(open_session(), loop).result()
+
+        async def one() -> bool:
+            with pe.overriding(max_elapsed=deadline):
+                async with asession.post(url, json=CHAT) as response:
+                    if response.ok:
+                        await response.json()
+                        return True
+                    await response.read()
+                    return False
+
+        def close() -> None:
+            asyncio.run_coroutine_threadsafe(asession.close(), loop).result(timeout=10)
+            stop()
+
+        return Caller(lambda: asyncio.run_coroutine_threadsafe(one(), loop).result(), close)
+    if client == "anthropic":
+        import anthropic
+        import httpx2
+
+        from policyengine.anthropic import client as claude_client
+
+        limits = httpx2.Limits(
+            max_connections=100, max_keepalive_connections=max(20, endpoint.pool)
+        )
+        claude = claude_client(
+            engine=engine,
+            governor=governor,
+            transport=httpx2.HTTPTransport(limits=limits),
+            api_key="sk-ant-test",
+            base_url=endpoint.base_url.removesuffix("/v1"),
+            timeout=deadline,
+        )
+
+        def call() -> bool:
+            try:
+                with pe.overriding(max_elapsed=deadline):
+                    claude.messages.create(
+                        model="claude-goodput",
+                        max_tokens=64,
+                        messages=MESSAGES,  # type: ignore[arg-type]
+                    )
+            except anthropic.APIStatusError:
+                return False
+            return True
+
+        return Caller(call, claude.close)
+    raise ValueError(f"unknown client {client!r}; choose from {', '.join(CLIENTS)}")
+
+
+def _policyengine(governed: bool, redis: bool = False) -> Callable[[Endpoint], Caller]:
+    def factory(endpoint: Endpoint) -> Caller:
+        """The bundled default policy (its governor on, or off; with
+        ``redis``, its governor's state in the run's Redis:
+        ``Governor(policy, store=RedisStore(url))``), through the client
+        ``--client`` names (``CLIENTS``)."""
+        import policyengine as pe
 
         layers = [] if governed else [{"governor": {"enabled": False}}]
         policy = pe.load_policy(*layers, env=False)
@@ -160,25 +297,14 @@ def _policyengine(governed: bool, redis: bool = False) -> Callable[[Endpoint], C
 
             store = RedisStore(endpoint.redis_url, logger=STORE_LOGGER)
             governor = pe.Governor(policy, store=store)
-        inner = httpx.HTTPTransport(limits=_httpx_limits(endpoint))
-        transport = PolicyTransport(inner, engine=engine, governor=governor)
-        client = httpx.Client(transport=transport, timeout=endpoint.timeout, headers=AUTH)
-        url = endpoint.base_url + "/chat/completions"
-
-        def call() -> bool:
-            with pe.overriding(max_elapsed=endpoint.timeout):
-                response = client.post(url, json=CHAT)
-            if response.is_success:
-                response.json()
-                return True
-            return False
+        caller = _policyengine_caller(endpoint, engine, governor)
 
         def close() -> None:
-            client.close()
+            caller.close()
             if store is not None:
                 store.flush(5.0)  # the settlements still queued, before the process ends
 
-        return Caller(call, close)
+        return Caller(caller.call, close)
 
     return factory
 
@@ -357,7 +483,11 @@ def worker(spec: dict[str, Any]) -> int:
     callers, calls = int(spec["callers"]), int(spec["calls"])
     first = int(spec.get("first_caller", 0))  # this worker's callers: first, first + 1, ...
     endpoint = Endpoint(
-        spec["base_url"], float(spec["deadline"]), callers, spec.get("redis_url", "")
+        spec["base_url"],
+        float(spec["deadline"]),
+        callers,
+        spec.get("redis_url", ""),
+        spec.get("client", "httpx"),
     )
     lock = threading.Lock()
 
@@ -418,6 +548,8 @@ class Settings(NamedTuple):
     jobs: int  # cells run at once: 1 for figures worth comparing
     processes: int = 1  # P, worker processes per cell, C callers each
     redis_fault: str = "none"  # none, kill or slow: done to Redis in policyengine-redis cells
+    headers: str = "openai"  # how the server describes its bucket (HEADER_DIALECTS)
+    client: str = "httpx"  # the policyengine contenders' client (CLIENTS)
 
 
 class CallRecord(NamedTuple):
@@ -640,7 +772,9 @@ def run_cell(
     """Run one cell: a fresh server, a worker process, bounded by the cell's cap."""
     if settings.processes > 1 or CONTENDERS[contender].redis:
         return run_fleet_cell(contender, scenario, settings, redis)
-    play = Scenario(scenario, rate=settings.rate, brownout=settings.brownout)
+    play = Scenario(
+        scenario, rate=settings.rate, brownout=settings.brownout, headers=settings.headers
+    )
     with GoodputServer(play) as server, tempfile.TemporaryFile("w+") as stderr:
         spec = {
             "contender": contender,
@@ -648,6 +782,7 @@ def run_cell(
             "callers": settings.callers,
             "calls": settings.calls,
             "deadline": settings.deadline,
+            "client": settings.client,
         }
         proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
@@ -754,7 +889,9 @@ def run_fleet_cell(
             return Cell(contender, scenario, 0.0, 0.0, False, (), (), error)
         if settings.redis_fault != "none":
             fault = Fault(settings.redis_fault, redis, planned)
-    play = Scenario(scenario, rate=settings.rate, brownout=settings.brownout)
+    play = Scenario(
+        scenario, rate=settings.rate, brownout=settings.brownout, headers=settings.headers
+    )
     with GoodputServer(play) as server, contextlib.ExitStack() as stack:
         lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
         procs: list[subprocess.Popen[str]] = []
@@ -768,6 +905,7 @@ def run_fleet_cell(
                 "calls": settings.calls,
                 "deadline": settings.deadline,
                 "first_caller": index * callers,
+                "client": settings.client,
             }
             if gated:
                 spec["gate"] = True
@@ -1060,14 +1198,41 @@ def _wasted(f: dict[str, Any]) -> str:
     return f"{_num(f['wasted_per_call'])}/call" if f["wasted_per_call"] is not None else "-"
 
 
+#: How each header dialect words the budget, the wait, the outage and the quota.
+WORDING = {
+    "openai": (
+        "x-ratelimit-*-requests",
+        "Retry-After and retry-after-ms",
+        "503",
+        "429 insufficient_quota",
+    ),
+    "anthropic": (
+        "anthropic-ratelimit-requests-* (reset RFC 3339)",
+        "retry-after",
+        "529 overloaded_error",
+        "400 credit balance too low",
+    ),
+    "ietf": ("RateLimit-Policy / RateLimit", "Retry-After", "503", "429 insufficient_quota"),
+    "openrouter": (
+        "X-RateLimit-* (reset epoch ms)",
+        "Retry-After",
+        "503",
+        "402 insufficient credits",
+    ),
+    "none": ("no budget headers", "Retry-After", "503", "429 insufficient_quota"),
+}
+
+
 def describe(scenario: str, settings: Settings) -> str:
     r, t = f"{settings.rate:g}", f"{settings.brownout:g}"
+    budget, wait, down, quota = WORDING[settings.headers]
     return {
-        "ratelimit": f"token bucket {r} req/s (burst {r}), 429 with Retry-After and retry-after-ms",
-        "ratelimit-noretryafter": f"token bucket {r} req/s (burst {r}), 429 without Retry-After",
-        "brownout": f"503 for the first {t} s, then 200",
-        "outage": "503 always",
-        "quota": "429 insufficient_quota always, no Retry-After",
+        "ratelimit": f"token bucket {r} req/s (burst {r}), {budget}, 429 with {wait}",
+        "ratelimit-noretryafter": f"token bucket {r} req/s (burst {r}), {budget}, "
+        "429 without Retry-After",
+        "brownout": f"{down} for the first {t} s, then 200",
+        "outage": f"{down} always",
+        "quota": f"{quota} always, no Retry-After",
     }[scenario]
 
 
@@ -1160,7 +1325,17 @@ def _call_json(r: CallRecord, origin: float) -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
-    names = ("policyengine", "httpx", "openai", "requests", "urllib3", "tenacity", "stamina")
+    names = (
+        "policyengine",
+        "httpx",
+        "openai",
+        "requests",
+        "urllib3",
+        "tenacity",
+        "stamina",
+        "aiohttp",
+        "anthropic",
+    )
     for name in (*names, "redis"):
         try:
             versions[name] = metadata.version(name)
@@ -1276,6 +1451,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="in policyengine-redis cells: kill Redis a third of the way through the calls "
         "and restart it at two thirds, or make it sleep 1 s every 2 s (none)",
     )
+    parser.add_argument(
+        "--headers",
+        choices=HEADER_DIALECTS,
+        help="how the server describes its bucket and words its errors: OpenAI's "
+        "x-ratelimit-*-requests, Anthropic's anthropic-ratelimit-requests-*, the IETF "
+        "RateLimit-Policy / RateLimit fields, OpenRouter's X-RateLimit-* (reset in epoch "
+        "ms), or none (Retry-After only) (openai)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=list(CLIENTS),
+        help="the client of the policyengine contenders, with the policy's adapter: "
+        + "; ".join(f"{k}: {v}" for k, v in CLIENTS.items())
+        + " (httpx)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write every figure to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one cell's callers
     return parser
@@ -1293,6 +1483,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
         "jobs": args.jobs,
         "processes": args.processes,
         "redis_fault": args.redis_fault,
+        "headers": args.headers,
+        "client": args.client,
     }
     return base._replace(**{k: v for k, v in given.items() if v is not None})
 
@@ -1314,7 +1506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"R={settings.rate:g} req/s, {fleet}C={settings.callers} callers x "
         f"N={settings.calls} calls, "
         f"T={settings.brownout:g} s, deadline {settings.deadline:g} s, "
-        f"cell cap {settings.cell_timeout:g} s",
+        f"cell cap {settings.cell_timeout:g} s; headers {settings.headers}, "
+        f"policyengine through {settings.client}",
         flush=True,
     )
     if settings.jobs > 1:

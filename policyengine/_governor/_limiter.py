@@ -14,8 +14,12 @@ Readings are ordered by send: a response tells the server's count as of its
 own request, so the sends made after it are subtracted, and a reading older
 than one already applied is ignored. A spent budget waits for its reset; a
 server's explicit wait (``Retry-After`` on a 429, an empty token budget)
-blocks the key until then. A 429 with no rate-limit headers lowers a learned
-send rate instead (multiplicative decrease, regrowing over time).
+blocks the key until then. A 429 with no rate-limit budget lowers a learned
+send rate instead (multiplicative decrease, regrowing over time). With a
+server's wait too: a first wait is trusted, but a 429 after it says the
+callers held came back in one wave, faster than the server goes, and the
+waves would repeat for as long as there are calls; the rate is then lowered
+once per wave (not for each 429 of sends taken at the old pace).
 
 Everything here is a pure function of a ``LimiterState`` and the time passed
 in, so a store elsewhere (Redis) can run the same steps.
@@ -103,6 +107,10 @@ class LimiterState:
     cap: float = 0.0
     """A learned send rate (per second) after 429s without headers; 0: none."""
     cap_at: float = 0.0
+    cap_seq: int = 0
+    """The first send reserved after the learned rate was last lowered: the
+    429s with a wait of earlier sends (reserved at the old pace) lower it no
+    further."""
 
 
 def spread(wait: float) -> float:
@@ -118,6 +126,16 @@ def _cap(s: LimiterState, now: float) -> float:
         s.cap = 0.0
         return 0.0
     return grown
+
+
+def _rate_before(s: LimiterState, now: float, wait: float) -> float:
+    """The recent send rate as of ``now``, when a server's wait holds the key.
+    ``rate`` is kept as of the latest slot, and callers held for a wait take
+    slots after it: decayed to then, it counts the sends that drew the 429
+    as long past, and a rate learned from it is a fraction of the pace the
+    server allowed. Undone for at most the wait (slots further ahead were
+    paced, not pushed by it)."""
+    return s.rate * math.exp(min(wait, max(0.0, s.rate_at - now)) / RATE_WINDOW)
 
 
 def _allowance_after(s: LimiterState, resets: int) -> float:
@@ -229,6 +247,9 @@ def observe(
         rejected: The answer was a rate limit (a 429).
         server_wait: The wait the server asked for, if any (seconds).
     """
+    # A wait asked for before (this one aside), and another 429 to a send
+    # made since the rate was last lowered: the pace is too fast.
+    told_before = s.blocked_until > 0.0 and seq >= s.cap_seq
     if server_wait is not None and rejected:
         s.blocked_until = max(s.blocked_until, now + server_wait)
     if reading is not None and seq > s.read_seq:
@@ -258,9 +279,13 @@ def observe(
         tokens = reading.tokens
         if tokens is not None and tokens.remaining < 1.0 and tokens.reset_after is not None:
             s.blocked_until = max(s.blocked_until, now + tokens.reset_after)
-    if rejected and server_wait is None:
+    if rejected and (server_wait is None or told_before):
         told = reading.requests if reading is not None else None
         if told is None or told.remaining >= 1.0 or told.reset_after is None:
-            # Nothing says until when: learn a lower send rate instead.
-            s.cap = max(MIN_RATE, RATE_DECREASE * max(s.rate, _cap(s, now)))
+            # No budget says how fast to go: learn a lower send rate. A wait
+            # alone (Retry-After on a bare 429) says when to come back, not at
+            # what pace (see the module's docstring).
+            sent = s.rate if server_wait is None else _rate_before(s, now, server_wait)
+            s.cap = max(MIN_RATE, RATE_DECREASE * max(sent, _cap(s, now)))
             s.cap_at = now
+            s.cap_seq = s.sent

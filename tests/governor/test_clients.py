@@ -90,6 +90,29 @@ def test_threads_sharing_a_client_pace_to_the_rate_limit() -> None:
         assert gateway.count() == 60 + gateway.rejected
 
 
+def test_bare_429s_with_retry_after_are_not_met_in_waves() -> None:
+    # 10 requests/s (burst 10), no budget headers: only Retry-After (1 s,
+    # rounded up) on a 429. Each wait held every caller and let them all go
+    # together when it ended: with 20 callers, a wave of 20 against a bucket
+    # of 10, every second, for as long as there were calls (here 105-113
+    # rejected, and 17 of the 40 calls gave up after 5 attempts). After a
+    # second 429 the key's rate is learned (31-32 rejected, every call ok).
+    limit = RateLimit(per_second=10.0, headers=False)
+    statuses: list[int] = []
+    with (
+        FakeGateway(rate_limit=limit) as gateway,
+        httpx.Client(transport=PolicyTransport(engine=patient()), timeout=10) as client,
+    ):
+
+        def work(_: int) -> None:
+            for _ in range(2):
+                statuses.append(client.post(gateway.chat_url, json=BODY, headers=KEY).status_code)
+
+        in_threads(20, work)
+    assert statuses == [200] * 40
+    assert gateway.rejected <= 50, gateway.rejected
+
+
 async def test_tasks_sharing_a_client_pace_to_the_rate_limit() -> None:
     limit = RateLimit(per_second=30.0, burst=5.0, retry_after=False)
     with FakeGateway(rate_limit=limit) as gateway:

@@ -163,3 +163,37 @@ def test_a_server_wait_blocks_the_key_and_spreads_the_release() -> None:
     assert released[0] >= 2.0
     assert released[-1] > released[0]  # not one wave
     assert released[-1] <= 2.0 + 1.0  # within the bounded spread
+
+
+def test_a_bare_429_with_a_wait_lowers_the_rate_too() -> None:
+    # Retry-After alone (no budget headers, as many servers send it) says when
+    # to come back, not how fast: every caller held came back in one wave at
+    # the end of the wait, and the wave was turned away again, each second.
+    # A first wait is trusted; a 429 to a send made after it passed lowers the rate.
+    state = LimiterState()
+    first = reserve(state, 0.0, 0.0)
+    observe(state, 0.0, first.seq, None, True, 1.0)
+    assert state.cap == 0.0
+    for i in range(50):  # the wave after the wait: about 100/s
+        reserve(state, 1.0 + i * 0.01, 0.0)
+    observe(state, 1.5, 50, None, True, 1.0)
+    slots = [reserve(state, 1.5, j / 10).at for j in range(10)]
+    assert min(slots) >= 2.5  # held for the server's wait
+    gaps = [b - a for a, b in itertools.pairwise(sorted(slots))]
+    assert min(gaps) > 0.0  # and paced after it, not released as one wave
+    assert 1.0 / min(gaps) < 0.7 * 100 * 1.05
+
+
+def test_a_rate_learned_under_a_wait_counts_the_sends_before_it() -> None:
+    # Callers held for the server's wait took their slots after it; the rate
+    # learned from the next 429 is the pace of the sends that drew it, not
+    # that pace decayed to the slots ahead (which halved it, and the goodput).
+    state = LimiterState()
+    for i in range(50):  # about 100/s
+        reserve(state, i * 0.01, 0.0)
+    observe(state, 0.5, 10, None, True, 1.0)  # the first wait: trusted
+    sending = state.rate
+    for j in range(10):  # callers held until 1.5 take their slots
+        reserve(state, 0.5, j / 10)
+    observe(state, 0.5, 20, None, True, 1.0)
+    assert state.cap >= 0.7 * sending
