@@ -33,6 +33,7 @@ from ._model import (
     ActionKind,
     Classification,
     Defaults,
+    DeferredMapping,
     Expect,
     Governor,
     Handling,
@@ -309,13 +310,17 @@ class _Build:
         if not isinstance(description, str):
             self.problem(("description",), f"expected a string, got {show_value(description)}")
             description = ""
-        origin = self.merge.origin
-        origins = {format_path(k): v.file for k, v in origin.items()}
-        inherited = {}
-        for path, set_at in self.inherited.items():
-            at = format_path(path)
-            origins[at] = origin[set_at].file
-            inherited[at] = format_path(set_at)
+        files = {path: origin.file for path, origin in self.merge.origin.items()}
+        taken = dict(self.inherited)
+
+        def origins() -> dict[str, str]:
+            found = {format_path(path): file for path, file in files.items()}
+            found.update((format_path(path), files[at]) for path, at in taken.items())
+            return found
+
+        def inherited() -> dict[str, str]:
+            return {format_path(path): format_path(at) for path, at in taken.items()}
+
         return Policy(
             defaults=defaults,
             classifications=classifications,
@@ -325,8 +330,8 @@ class _Build:
             description=description,
             governor=governor,
             sources=tuple(self.merge.sources),
-            origins=origins,
-            inherited=inherited,
+            origins=DeferredMapping(origins),
+            inherited=DeferredMapping(inherited),
         )
 
 
