@@ -19,7 +19,8 @@ send rate instead (multiplicative decrease, regrowing over time). With a
 server's wait too: a first wait is trusted, but a 429 after it says the
 callers held came back in one wave, faster than the server goes, and the
 waves would repeat for as long as there are calls; the rate is then lowered
-once per wave (not for each 429 of sends taken at the old pace).
+once per wave (not for each 429 of sends taken at the old pace). A lowered
+rate is never above the rate of answers the server let through lately.
 
 Everything here is a pure function of a ``LimiterState`` and the time passed
 in, so a store elsewhere (Redis) can run the same steps.
@@ -111,6 +112,10 @@ class LimiterState:
     """The first send reserved after the learned rate was last lowered: the
     429s with a wait of earlier sends (reserved at the old pace) lower it no
     further."""
+    ok_rate: float = 0.0
+    """Recent answers per second that were no 429 (decayed over
+    ``RATE_WINDOW``): the pace the server let through."""
+    ok_at: float = 0.0
 
 
 def spread(wait: float) -> float:
@@ -250,6 +255,9 @@ def observe(
     # A wait asked for before (this one aside), and another 429 to a send
     # made since the rate was last lowered: the pace is too fast.
     told_before = s.blocked_until > 0.0 and seq >= s.cap_seq
+    if not rejected:
+        s.ok_rate = s.ok_rate * math.exp(-max(0.0, now - s.ok_at) / RATE_WINDOW) + 1.0 / RATE_WINDOW
+        s.ok_at = max(s.ok_at, now)
     if server_wait is not None and rejected:
         s.blocked_until = max(s.blocked_until, now + server_wait)
     if reading is not None and seq > s.read_seq:
@@ -286,6 +294,13 @@ def observe(
             # alone (Retry-After on a bare 429) says when to come back, not at
             # what pace (see the module's docstring).
             sent = s.rate if server_wait is None else _rate_before(s, now, server_wait)
-            s.cap = max(MIN_RATE, RATE_DECREASE * max(sent, _cap(s, now)))
+            lowered = RATE_DECREASE * max(sent, _cap(s, now))
+            # ...and never faster than the server let answers through lately
+            # (callers four times its rate find the pace in one wave, not in
+            # the several that 0.7x a wave's burst of sends would take).
+            accepted = s.ok_rate * math.exp(-max(0.0, now - s.ok_at) / RATE_WINDOW)
+            if accepted > 0.0:
+                lowered = min(lowered, accepted)
+            s.cap = max(MIN_RATE, lowered)
             s.cap_at = now
             s.cap_seq = s.sent

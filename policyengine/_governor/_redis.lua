@@ -29,6 +29,7 @@ local FIELDS = {
   'b_known', 'b_fail', 'b_open', 'b_for', 'b_probe', 'b_closed',
   'g_tok', 's_until',
   'l_cap_seq',  -- last: a state packed before it was added reads on unchanged
+  'l_ok', 'l_ok_at',
 }
 local DEFAULTS = {
   l_rem = INF, l_reset = 0, l_limit = INF, l_span = 0, l_longest = 0, l_next = 0,
@@ -36,7 +37,7 @@ local DEFAULTS = {
   l_cap = 0, l_cap_at = 0,
   b_known = 0, b_fail = 0, b_open = 0, b_for = 0, b_probe = -INF, b_closed = 0,
   g_tok = -1, s_until = 0,
-  l_cap_seq = 0,
+  l_cap_seq = 0, l_ok = 0, l_ok_at = 0,
 }
 -- The numbers live packed in one field ('v', MessagePack: doubles exactly);
 -- the remembered failures in their own ('s_blob', 'o_blob').
@@ -149,6 +150,10 @@ end
 -- reading: {limit, remaining, reset_after, window} (nil fields when not stated)
 local function observe(seq, req, tok, rejected, server_wait)
   local told_before = s.l_block > 0 and seq >= s.l_cap_seq
+  if not rejected then
+    s.l_ok = s.l_ok * math.exp(-math.max(0, now - s.l_ok_at) / RATE_WINDOW) + 1 / RATE_WINDOW
+    s.l_ok_at = math.max(s.l_ok_at, now)
+  end
   if server_wait ~= nil and rejected then
     s.l_block = math.max(s.l_block, now + server_wait)
   end
@@ -184,7 +189,10 @@ local function observe(seq, req, tok, rejected, server_wait)
       if server_wait ~= nil then  -- as of now, not of the slots taken after the wait
         sent = s.l_rate * math.exp(math.min(server_wait, math.max(0, s.l_rate_at - now)) / RATE_WINDOW)
       end
-      s.l_cap = math.max(MIN_RATE, RATE_DECREASE * math.max(sent, cap_now()))
+      local lowered = RATE_DECREASE * math.max(sent, cap_now())
+      local accepted = s.l_ok * math.exp(-math.max(0, now - s.l_ok_at) / RATE_WINDOW)
+      if accepted > 0 then lowered = math.min(lowered, accepted) end
+      s.l_cap = math.max(MIN_RATE, lowered)
       s.l_cap_at = now
       s.l_cap_seq = s.l_sent
     end

@@ -184,6 +184,21 @@ def test_a_bare_429_with_a_wait_lowers_the_rate_too() -> None:
     assert 1.0 / min(gaps) < 0.7 * 100 * 1.05
 
 
+def test_a_lowered_rate_is_never_above_what_the_server_let_through() -> None:
+    # Twenty callers against a server of 5 a second: the wave after a wait
+    # goes at some 100/s and five of it are answered. 0.7 of the wave's pace
+    # would take several more waves (each turned away) to come down to 5/s;
+    # the rate of answers the server let through bounds it at once.
+    state = LimiterState()
+    first = reserve(state, 0.0, 0.0)
+    observe(state, 0.0, first.seq, None, True, 1.0)  # the first wait: trusted
+    wave = [reserve(state, 1.0 + i * 0.005, 0.0).seq for i in range(20)]
+    for seq in wave[:5]:
+        observe(state, 1.1, seq, None, False, None)
+    observe(state, 1.1, wave[5], None, True, 1.0)
+    assert 0.7 * 5.0 <= state.cap <= 5.0 + 1e-9
+
+
 def test_a_rate_learned_under_a_wait_counts_the_sends_before_it() -> None:
     # Callers held for the server's wait took their slots after it; the rate
     # learned from the next 429 is the pace of the sends that drew it, not
