@@ -198,29 +198,28 @@ def _streams(response: Any) -> bool:
     )
 
 
-def _watched(kit: Kit, response: Any, peek: Peek, stream: Any, watch: Watch, sent: Any) -> _Result:
-    """The response to hand over (its stream replays, then watches) and the
-    view the driver decides on (the stream through its first event)."""
-    rebuilt = kit.module.Response(
+def _restreamed(kit: Kit, response: Any, stream: Any, sent: Any) -> Any:
+    """``response`` again, with ``stream`` (a replay, then the rest) as its body."""
+    return kit.module.Response(
         response.status_code,
         headers=response.headers,
         stream=stream,
         extensions=dict(response.extensions),
         request=sent,
     )
+
+
+def _watched(kit: Kit, response: Any, peek: Peek, stream: Any, watch: Watch, sent: Any) -> _Result:
+    """The response to hand over (its stream replays, then watches) and the
+    view the driver decides on (the stream through its first event)."""
+    rebuilt = _restreamed(kit, response, stream, sent)
     return _Result(rebuilt, _view_of(response, peek.body(), sent), watch)
 
 
 def _handed_on(kit: Kit, response: Any, read: BodyRead, stream: Any, sent: Any) -> _Result:
     """A body longer than an adapter reads to decide (``BodyRead``): the view
     has what was read; the response handed over replays it, then reads on."""
-    rebuilt = kit.module.Response(
-        response.status_code,
-        headers=response.headers,
-        stream=stream,
-        extensions=dict(response.extensions),
-        request=sent,
-    )
+    rebuilt = _restreamed(kit, response, stream, sent)
     return _Result(rebuilt, _view_of(response, _decoded(kit, response, read.body()), sent))
 
 

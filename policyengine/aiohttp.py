@@ -176,21 +176,32 @@ async def _peek(
     """
     content = response.content
     peek = Peek()
-    try:
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                peek.end()
-                break
-            if peek.add(chunk):
-                break
-    except BaseException:
-        response.release()
-        raise
+    await _fill(response, peek)
     watch = Watch(decide, response.status, _headers(response), method)
     response.content = _WatchedContent(content, b"".join(peek.chunks), watch)  # type: ignore[assignment]
     bodies[id(response)] = peek.body()
     return watch
+
+
+async def _fill(response: aiohttp.ClientResponse, into: BodyRead | Peek) -> None:
+    """Read the body of ``response`` into ``into`` until it has read enough or
+    the body ends.
+
+    Raises:
+        aiohttp.ClientError: The body broke off (the response released).
+    """
+    content = response.content
+    try:
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                into.end()
+                return
+            if into.add(chunk):
+                return
+    except BaseException:
+        response.release()
+        raise
 
 
 async def _read(response: aiohttp.ClientResponse) -> bytes:
@@ -203,17 +214,7 @@ async def _read(response: aiohttp.ClientResponse) -> bytes:
     """
     content = response.content
     read = BodyRead()
-    try:
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                read.end()
-                break
-            if read.add(chunk):
-                break
-    except BaseException:
-        response.release()
-        raise
+    await _fill(response, read)
     body = read.body()
     response.content = _WatchedContent(content, body, Unwatched())  # type: ignore[assignment]
     if read.ended:

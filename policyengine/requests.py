@@ -225,6 +225,26 @@ def _pieces(raw: urllib3.BaseHTTPResponse, decode: bool = False) -> Iterator[byt
         yield data
 
 
+def _fill(response: requests.Response, pieces: Iterator[bytes], into: BodyRead | Peek) -> None:
+    """Read ``pieces`` of ``response`` into ``into`` until it has read enough
+    or they end.
+
+    Raises:
+        requests.RequestException: The body broke off (the response closed).
+    """
+    try:
+        for piece in pieces:
+            if into.add(piece):
+                return
+        into.end()
+    except Exception as exc:
+        response.close()
+        error = _translated(exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
 def _read(response: requests.Response) -> bytes:
     """Read the body of ``response`` for the policy, as far as ``BodyRead``
     allows, and put a replay of it in place of its ``raw``, then what was not
@@ -236,18 +256,7 @@ def _read(response: requests.Response) -> bytes:
     raw = response.raw
     pieces = _pieces(raw, decode=True)
     read = BodyRead()
-    try:
-        for piece in pieces:
-            if read.add(piece):
-                break
-        else:
-            read.end()
-    except Exception as exc:
-        response.close()
-        error = _translated(exc)
-        if error is exc:
-            raise
-        raise error from exc
+    _fill(response, pieces, read)
     response.raw = _WatchedRaw(raw, read.chunks, iter(()) if read.ended else pieces, Unwatched())
     if read.ended:
         _ = response.content  # all read: kept, and the connection goes back to the pool
@@ -264,18 +273,7 @@ def _peek(response: requests.Response, decide: Any, method: str) -> tuple[Watch,
     raw = response.raw
     pieces = _pieces(raw)
     peek = Peek()
-    try:
-        for piece in pieces:
-            if peek.add(piece):
-                break
-        else:
-            peek.end()
-    except Exception as exc:
-        response.close()
-        error = _translated(exc)
-        if error is exc:
-            raise
-        raise error from exc
+    _fill(response, pieces, peek)
     watch = Watch(decide, response.status_code, list(response.headers.items()), method)
     response.raw = _WatchedRaw(raw, peek.chunks, pieces, watch)
     return watch, peek.body()

@@ -100,32 +100,41 @@ class RawServer:
             self.count += 1
             threading.Thread(target=self._answer, args=(conn, reply), daemon=True).start()
 
-    @staticmethod
-    def _answer(conn: socket.socket, reply: bytes) -> None:
+    def _answer(self, conn: socket.socket, reply: bytes) -> None:
         with conn:
             try:
                 conn.settimeout(5.0)
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    received += chunk
-                head, _, body = received.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value.strip() or b"0")
-                while len(body) < length:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    body += chunk
-                conn.sendall(reply)
-                conn.shutdown(socket.SHUT_WR)
+                if self._received(conn):
+                    self._reply(conn, reply)
             except OSError:
                 pass
+
+    @staticmethod
+    def _received(conn: socket.socket) -> bool:
+        """Read a request whole (its head, and a body of its Content-Length);
+        False when the client went away first."""
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip() or b"0")
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        return True
+
+    def _reply(self, conn: socket.socket, reply: bytes) -> None:
+        conn.sendall(reply)
+        conn.shutdown(socket.SHUT_WR)
 
     def __enter__(self) -> RawServer:
         self._thread.start()
@@ -148,30 +157,8 @@ class GatedServer(RawServer):
         self.rest = rest
         self.gate = threading.Event()
 
-    def _answer(self, conn: socket.socket, reply: bytes) -> None:  # type: ignore[override]
-        with conn:
-            try:
-                conn.settimeout(5.0)
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    received += chunk
-                head, _, body = received.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value.strip() or b"0")
-                while len(body) < length:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    body += chunk
-                conn.sendall(reply)
-                self.gate.wait(10.0)
-                conn.sendall(self.rest)
-                conn.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+    def _reply(self, conn: socket.socket, reply: bytes) -> None:
+        conn.sendall(reply)
+        self.gate.wait(10.0)
+        conn.sendall(self.rest)
+        conn.shutdown(socket.SHUT_WR)
