@@ -67,6 +67,9 @@ RESET_MARGIN = 0.005
 MAX_RENEWALS = 64
 #: Time constant of the recent send rate (seconds).
 RATE_WINDOW = 1.0
+#: The most of a server's wait whose decay of the send rate is undone when
+#: a rate is learned under it (seconds; ``math.exp`` overflows past ~709).
+RATE_UNDO_MAX = 60.0
 #: Callers released together (a reset, a server's wait) are spread over this
 #: fraction of the wait, at least SPREAD_MIN and at most SPREAD_MAX seconds.
 SPREAD_FRACTION = 0.1
@@ -139,8 +142,11 @@ def _rate_before(s: LimiterState, now: float, wait: float) -> float:
     slots after it: decayed to then, it counts the sends that drew the 429
     as long past, and a rate learned from it is a fraction of the pace the
     server allowed. Undone for at most the wait (slots further ahead were
-    paced, not pushed by it)."""
-    return s.rate * math.exp(min(wait, max(0.0, s.rate_at - now)) / RATE_WINDOW)
+    paced, not pushed by it), and for at most ``RATE_UNDO_MAX`` (a wait of
+    hours would overflow; undone for a minute, the rate is far above any the
+    server allowed already)."""
+    undone = min(wait, max(0.0, s.rate_at - now), RATE_UNDO_MAX)
+    return s.rate * math.exp(undone / RATE_WINDOW)
 
 
 def _allowance_after(s: LimiterState, resets: int) -> float:

@@ -73,6 +73,7 @@ local function finite(v) return v > -INF / 2 and v < INF / 2 end
 -- ---------------------------------------------------------------- limiter
 local SPREAD_FRACTION, SPREAD_MIN, SPREAD_MAX = 0.1, 0.05, 1.0
 local RATE_DECREASE, RATE_GROWTH, MIN_RATE, RATE_HEADROOM, RATE_WINDOW = 0.7, 1.1, 0.5, 8.0, 1.0
+local RATE_UNDO_MAX = 60  -- seconds of a wait whose decay is undone at most
 local RESET_MARGIN, MAX_RENEWALS = 0.005, 64
 
 local function spread(wait)
@@ -187,7 +188,7 @@ local function observe(seq, req, tok, rejected, server_wait)
     if req == nil or req.remaining >= 1 or req.reset == nil then
       local sent = s.l_rate
       if server_wait ~= nil then  -- as of now, not of the slots taken after the wait
-        sent = s.l_rate * math.exp(math.min(server_wait, math.max(0, s.l_rate_at - now)) / RATE_WINDOW)
+        sent = s.l_rate * math.exp(math.min(server_wait, math.max(0, s.l_rate_at - now), RATE_UNDO_MAX) / RATE_WINDOW)
       end
       local lowered = RATE_DECREASE * math.max(sent, cap_now())
       local accepted = s.l_ok * math.exp(-math.max(0, now - s.l_ok_at) / RATE_WINDOW)

@@ -212,3 +212,19 @@ def test_a_rate_learned_under_a_wait_counts_the_sends_before_it() -> None:
         reserve(state, 0.5, j / 10)
     observe(state, 0.5, 20, None, True, 1.0)
     assert state.cap >= 0.7 * sending
+
+
+def test_a_wait_of_hours_after_callers_were_held_is_learned_from_without_overflow() -> None:
+    # A daily limit answers 429 with a Retry-After of hours (GitHub Models:
+    # 44220 s). A caller arriving meanwhile takes (or is refused) a slot at
+    # the wait's end; then the 429 to a send made before it came back. The
+    # rate learned from it undid the decay over the whole wait: math.exp of
+    # more than ~709 raised OverflowError out of the caller's HTTP call (the
+    # Redis script computed inf).
+    state = LimiterState()
+    first, second = reserve(state, 0.0, 0.0), reserve(state, 0.0, 0.0)
+    observe(state, 0.1, first.seq, None, True, 44220.0)
+    assert reserve(state, 0.2, 0.0).at >= 44220.1  # held for the server's wait
+    observe(state, 0.3, second.seq, None, True, 44220.0)
+    assert math.isfinite(state.cap)
+    assert state.blocked_until == 44220.3

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import policyengine as pe
@@ -57,7 +57,7 @@ reading = st.one_of(
 )
 settle_op = st.tuples(
     st.just("settle"),
-    st.sampled_from(["ok", "429", "429wait", "503", "quota"]),
+    st.sampled_from(["ok", "429", "429wait", "429hours", "503", "quota"]),
     reading,
     st.booleans(),  # retrying (for a 503)
 )
@@ -76,7 +76,7 @@ def _report(
         probe=probe,
         failed=failed,
         rejected=kind.startswith("429"),
-        server_wait=0.7 if kind == "429wait" else None,
+        server_wait={"429wait": 0.7, "429hours": 44220.0}.get(kind),
         reading=reading,
         sticky_for=10.0 if kind == "quota" else None,
         retrying=failed and retrying,
@@ -94,6 +94,17 @@ def _same(a: Any, b: Any) -> bool:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(steps=ops)
+@example(  # a wait of hours, a caller held past it, then a 429 to an older send
+    steps=[
+        (0.0, ("admit", False, math.inf, 0.0)),
+        (0.0, ("settle", "ok", None, False)),
+        (0.0, ("admit", False, math.inf, 0.0)),
+        (0.0, ("admit", False, math.inf, 0.0)),
+        (0.1, ("settle", "429hours", None, False)),
+        (0.1, ("admit", False, 5.0, 0.0)),
+        (0.1, ("settle", "429hours", None, False)),
+    ]
+)
 def test_redis_and_memory_take_the_same_steps(
     redis_url: str, steps: list[tuple[float, Any]]
 ) -> None:
