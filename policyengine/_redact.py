@@ -52,12 +52,17 @@ _KEY_PREFIXES = (
     # provider API keys: OpenAI / Anthropic / OpenRouter / DeepSeek (sk-), Stripe
     # (sk_, rk_), Groq, xAI, Perplexity, NVIDIA; model hubs: Hugging Face,
     # Replicate; source hosts: GitHub, GitLab; package registries: npm, PyPI;
-    # chat platforms: Slack bot, user and app tokens; more model APIs:
-    # Together, Fireworks, Cerebras, LangSmith, Tavily, Jina.
-    # (each of these with its own separator: "jina-embeddings-v3" is a model)
-    r"(?i:(?:sk|rk|gsk|xai|pplx|nvapi|hf|api_org|r8|ghp|gho|ghu|ghs|ghr|github_pat|glpat"
-    r"|npm|pypi|dckr_pat|xox[abposre]|xapp)[-_]|(?:tgp|fw|lsv2|jina)_|(?:csk|tvly)-)"
+    # chat platforms: Slack bot, user and app tokens.
+    r"(?i:sk|rk|gsk|xai|pplx|nvapi|hf|api_org|r8|ghp|gho|ghu|ghs|ghr|github_pat|glpat"
+    r"|npm|pypi|dckr_pat|xox[abposre]|xapp)[-_]"
 )
+# More model APIs: Together, Fireworks, Cerebras, LangSmith, Tavily, Jina,
+# each with its own separator ("jina-embeddings-v3" is a model). Their
+# prefixes also begin ordinary names ("fw_mode", "tvly-search"): a key is
+# taken only with a body of MIN_PREFIXED_KEY_CHARS or more (theirs have 24+).
+_NEWER_KEY_PREFIXES = r"(?i:(?:tgp|fw|lsv2|jina)_|(?:csk|tvly)-)"
+#: The least body after a newer provider's key prefix that is taken for a key.
+MIN_PREFIXED_KEY_CHARS = 16
 
 SHAPES: tuple[Shape, ...] = (
     Shape(
@@ -117,6 +122,15 @@ SHAPES: tuple[Shape, ...] = (
         r"((?<![A-Za-z0-9._*-])"
         + _KEY_PREFIXES
         + r")[A-Za-z0-9_*-](?:[A-Za-z0-9._*-]*[A-Za-z0-9_*])?",
+    ),
+    Shape(
+        "API key with a newer provider prefix",
+        "fw_3ZZk3pQ9vXw2LmN8rTz1Yb, tvly-Zk3pQ9vXw2LmN8rTz1Yb (tgp_, csk-, lsv2_, jina_ too)",
+        r"((?<![A-Za-z0-9._*-])"
+        + _NEWER_KEY_PREFIXES
+        + r")[A-Za-z0-9_*-][A-Za-z0-9._*-]{"
+        + str(MIN_PREFIXED_KEY_CHARS - 2)
+        + r",}[A-Za-z0-9_*]",
     ),
     Shape(
         "subscription key (32 or 64 hex digits)",

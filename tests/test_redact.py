@@ -25,6 +25,7 @@ SECRET_OF = {
     "authorization credentials": ("Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
     "JSON web token": ("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.sig_Zk3p", "eyJzdWIiOiIxIn0"),
     "API key with a known prefix": ("xai-Zk3pQ9vXw2LmN8rT", "Zk3pQ9vXw2LmN8rT"),
+    "API key with a newer provider prefix": ("fw_3ZZk3pQ9vXw2LmN8rTz1Yb", "Zk3pQ9vXw2LmN8rT"),
     "Google API key": ("AIzaSyB-Zk3pQ9vXw2LmN8rTz1YbAbCdEfGh", "Zk3pQ9vXw2LmN8rT"),
     "Google OAuth token": ("1//0gZk3pQ9vXw2LmN8rT", "0gZk3pQ9vXw2LmN8rT"),
     "cloud access key id (AWS)": ("ASIAZK3PQ9VXW2LMN8RT", "ZK3PQ9VXW2LMN8RT"),
@@ -137,3 +138,17 @@ def test_a_secret_between_adversarial_strings_is_masked(before: str, name: str, 
 def test_masking_never_grows_text_by_more_than_the_masks(text: str) -> None:
     masked = pe.redact(text)
     assert len(masked) <= len(text) + 2 * masked.count(MASK)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Unknown parameter: fw_mode",
+        "tool tvly-search failed",
+        "cluster csk-prod-cluster is busy",
+        "model jina-embeddings-v3 not found",
+        "field lsv2_enabled is read-only",
+    ],
+)
+def test_a_newer_provider_prefix_starting_an_ordinary_name_is_no_key(text: str) -> None:
+    assert pe.redact(text) == text
