@@ -2,16 +2,15 @@
 keywords every adapter takes (``engine=``, ``driver=``, ``governor=``), where a
 request goes (for the governor's key), what to hand back when the governor
 refuses to send, where a request names its model (a JSON body field or a
-URL path segment) and how a fallback moves it, and when and how far to read
-a response body. No client library is imported here.
+URL path segment) and how a fallback moves it, and when to read a response
+body (how far: ``_peek.BodyRead``). No client library is imported here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -19,15 +18,11 @@ import attrs
 
 from ._driver import Driver
 from ._engine import Engine
-from ._errorbody import MAX_PARSE_BYTES
 from ._governor import Deny, Destination, Governor, credential_fingerprint
 from ._model import Response
 
 __all__ = [
-    "BODY_MAX_BYTES",
-    "BODY_MAX_SECONDS",
     "REFUSED_HEADER",
-    "BodyRead",
     "ModelInBody",
     "ModelInPath",
     "ModelLocation",
@@ -236,46 +231,6 @@ def wants_body(status: int, content_type: str | None) -> bool:
         return True
     kind = (content_type or "").lower()
     return "json" in kind and not any(s in kind for s in _STREAMED_JSON)
-
-
-#: To decide on an answer that is not a stream (an error, a JSON success), an
-#: adapter reads at most this many bytes of its body (the engine parses no
-#: more: ``MAX_PARSE_BYTES``); a longer body is decided on what was read and
-#: handed over to be read on, what was read replayed first.
-BODY_MAX_BYTES = MAX_PARSE_BYTES
-#: ...and for at most this many seconds, checked between reads (a body that
-#: trickles, or never ends); a single read is bounded by the client's own
-#: read timeout.
-BODY_MAX_SECONDS = 30.0
-
-
-class BodyRead:
-    """What an adapter read of a body to decide on it: all of it (``ended``),
-    or as much as ``BODY_MAX_BYTES`` and ``BODY_MAX_SECONDS`` allow."""
-
-    __slots__ = ("_clock", "_deadline", "chunks", "ended", "size")
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._deadline = clock() + BODY_MAX_SECONDS
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.ended = False
-
-    def add(self, chunk: bytes) -> bool:
-        """Take one chunk read; True when a bound is reached (read no more)."""
-        if chunk:
-            self.chunks.append(chunk)
-            self.size += len(chunk)
-        return self.size >= BODY_MAX_BYTES or self._clock() >= self._deadline
-
-    def end(self) -> None:
-        """The body ended while reading: all of it was read."""
-        self.ended = True
-
-    def body(self) -> bytes:
-        """What was read."""
-        return b"".join(self.chunks)
 
 
 def sdk_options(kwargs: dict[str, Any], http: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, NamedTuple
 
 from ._adapting import (
-    BodyRead,
     ModelInBody,
     ModelLocation,
     destination,
@@ -21,7 +20,7 @@ from ._driver import Driver
 from ._governor import Deny
 from ._model import Response
 from ._overrides import Override
-from ._peek import Peek, watched
+from ._peek import BodyRead, Peek, watched
 from ._results import Attempt, Outcome
 from ._streaming import Unwatched, Watch, judge, replay_watch
 

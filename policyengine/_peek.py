@@ -1,6 +1,7 @@
-"""Reading a streamed answer up to its first event: what is decided before a
-stream is handed over, live (the adapters' ``Peek``, inside the attempt) or
-recorded (``recorded``, for the command line), the same way.
+"""Reading an answer as far as the adapters decide on it: a body to its
+bounds (``BodyRead``), a stream up to its first event, live (``Peek``,
+inside the attempt) or recorded (``recorded``, for the command line), the
+same way.
 
 Which answers: a 2xx ``text/event-stream`` (``watched``). How much is read:
 until the first event is complete, at most ``PEEK_MAX_BYTES`` and, checked
@@ -13,10 +14,20 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._errorbody import event_error
+from ._errorbody import MAX_PARSE_BYTES, event_error
 from ._sse import Event, EventParser, parse_events
 
-__all__ = ["PEEK_MAX_BYTES", "PEEK_MAX_SECONDS", "Peek", "Recorded", "recorded", "watched"]
+__all__ = [
+    "BODY_MAX_BYTES",
+    "BODY_MAX_SECONDS",
+    "PEEK_MAX_BYTES",
+    "PEEK_MAX_SECONDS",
+    "BodyRead",
+    "Peek",
+    "Recorded",
+    "recorded",
+    "watched",
+]
 
 #: Before handing a stream over, read at most this many bytes looking for the
 #: end of its first event; a first event longer than this is handed over
@@ -37,36 +48,85 @@ def watched(status: int, content_type: str | None, content_encoding: str | None)
     return (content_encoding or "identity").strip().lower() == "identity"
 
 
-class Peek:
-    """What an adapter read of a stream before handing it over."""
+#: To decide on an answer that is not a stream (an error, a JSON success), an
+#: adapter reads at most this many bytes of its body (the engine parses no
+#: more: ``MAX_PARSE_BYTES``); a longer body is decided on what was read and
+#: handed over to be read on, what was read replayed first.
+BODY_MAX_BYTES = MAX_PARSE_BYTES
+#: ...and for at most this many seconds, checked between reads (a body that
+#: trickles, or never ends); a single read is bounded by the client's own
+#: read timeout.
+BODY_MAX_SECONDS = 30.0
 
-    __slots__ = ("_clock", "_deadline", "_parser", "chunks", "ended", "first", "size")
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+class BodyRead:
+    """What an adapter read of a body to decide on it: all of it (``ended``),
+    or as much as ``BODY_MAX_BYTES`` and ``BODY_MAX_SECONDS`` allow."""
+
+    __slots__ = ("_clock", "_deadline", "_most", "chunks", "ended", "size")
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        most_bytes: int | None = None,
+        most_seconds: float | None = None,
+    ) -> None:
         self._clock = clock
+        self._most = BODY_MAX_BYTES if most_bytes is None else most_bytes
+        self._deadline = clock() + (BODY_MAX_SECONDS if most_seconds is None else most_seconds)
         self.chunks: list[bytes] = []
         self.size = 0
-        self.first: Event | None = None
         self.ended = False
+
+    def _take(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+
+    def _bounded(self) -> bool:
+        return self.size >= self._most or self._clock() >= self._deadline
+
+    def add(self, chunk: bytes) -> bool:
+        """Take one chunk read; True when a bound is reached (read no more)."""
+        if chunk:
+            self._take(chunk)
+        return self._bounded()
+
+    def end(self) -> None:
+        """The body ended while reading: all of it was read."""
+        self.ended = True
+
+    def body(self) -> bytes:
+        """What was read."""
+        return b"".join(self.chunks)
+
+
+class Peek(BodyRead):
+    """What an adapter read of a stream before handing it over: a
+    ``BodyRead`` that also stops at the end of the first event, within
+    ``PEEK_MAX_BYTES`` and ``PEEK_MAX_SECONDS``."""
+
+    __slots__ = ("_parser", "first")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock, PEEK_MAX_BYTES, PEEK_MAX_SECONDS)
+        self.first: Event | None = None
         self._parser = EventParser()
-        self._deadline = clock() + PEEK_MAX_SECONDS
 
     def add(self, chunk: bytes) -> bool:
         """Take one chunk read; True when enough was read: the first event is
         complete, or a bound was reached."""
         if not chunk:
             return False
-        self.chunks.append(chunk)
-        self.size += len(chunk)
+        self._take(chunk)
         events = self._parser.feed(chunk)
         if events:
             self.first = events[0]
             return True
-        return self.size >= PEEK_MAX_BYTES or self._clock() >= self._deadline
+        return self._bounded()
 
     def end(self) -> None:
         """The stream ended while peeking."""
-        self.ended = True
+        super().end()
         events = self._parser.close()
         if events:
             self.first = events[0]
@@ -75,7 +135,7 @@ class Peek:
         """What the driver decides on: the stream through its first event, or
         all that was read when there was no complete first event (a whole
         stream that was no event stream: a JSON error under the wrong type)."""
-        read = b"".join(self.chunks)
+        read = super().body()
         if self.first is not None and not self.ended:
             return read[: self.first.end]
         return read

@@ -47,7 +47,6 @@ from aiohttp.payload import AsyncIterablePayload, BytesPayload
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._adapting import (
-    BodyRead,
     body_model,
     destination,
     driver_for,
@@ -60,7 +59,7 @@ from ._engine import Engine
 from ._errors import add_note, give_up_note
 from ._governor import Deny, Governor
 from ._model import Response
-from ._peek import Peek, watched
+from ._peek import BodyRead, Peek, watched
 from ._results import Attempt, Outcome
 from ._streaming import Unwatched, Watch, judge
 

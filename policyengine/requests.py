@@ -54,7 +54,6 @@ from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from ._adapting import (
-    BodyRead,
     body_model,
     destination,
     driver_for,
@@ -66,7 +65,7 @@ from ._driver import Driver
 from ._engine import Engine
 from ._governor import Deny, Governor
 from ._model import Response
-from ._peek import Peek, watched
+from ._peek import BodyRead, Peek, watched
 from ._results import Attempt, Outcome
 from ._streaming import Unwatched, Watch, judge, replay_watch
 

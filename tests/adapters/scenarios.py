@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 import policyengine as pe
-from policyengine import _adapting
+from policyengine import _peek
 from policyengine._sse import parse_events
 from policyengine.testing import OPENAI, Dialect, FakeGateway, RateLimit, TestingMode
 
@@ -261,8 +261,8 @@ class Scenarios:
         if not self.bounded_bodies:
             pytest.skip("the client reads a body whole before the adapter is asked")
         if bound == "seconds":
-            monkeypatch.setattr(_adapting, "BODY_MAX_SECONDS", 0.0)
-        size = _adapting.BODY_MAX_BYTES + 100 if bound == "bytes" else 10
+            monkeypatch.setattr(_peek, "BODY_MAX_SECONDS", 0.0)
+        size = _peek.BODY_MAX_BYTES + 100 if bound == "bytes" else 10
         error = {"error": {"code": "context_length_exceeded", "message": "x" * size}}
         body = json.dumps(error).encode()
         first, rest = body[:-20], body[-20:]
@@ -294,7 +294,7 @@ class Scenarios:
     ) -> None:
         """A JSON success past BODY_MAX_BYTES is decided on its start and
         handed over whole: what was read replayed, then the rest."""
-        content = "word " * (3 * _adapting.BODY_MAX_BYTES // 5)
+        content = "word " * (3 * _peek.BODY_MAX_BYTES // 5)
         gateway.script(self.dialect.ok(content))
         sent, decisions = self.run(gateway, default_engine)
         assert (sent.status, sent.error) == (200, None), sent
